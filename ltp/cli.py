@@ -1,0 +1,186 @@
+"""The ``ltp`` command line: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import torch
+
+from ltp.artifact import (
+    ArtifactError,
+    from_classifier,
+    load_artifact,
+    save_artifact,
+)
+from ltp.config import LAYOUTS, PruningConfig
+from ltp.data import DataError, load_dataset
+
+log = logging.getLogger("ltp")
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        sys.stdout.write(f"{key:>28}: {value}\n")
+
+
+def _encode_split(artifact, dataset: str, split: str, max_length: int):
+    from ltp.text import encode
+
+    examples = load_dataset(dataset).split(split)
+    pairs = [e.text_pair for e in examples]
+    return encode(
+        artifact.tokenizer,
+        [e.text for e in examples],
+        pairs if any(p is not None for p in pairs) else None,
+        max_length=max_length,
+    )
+
+
+def cmd_convert(args: argparse.Namespace) -> dict:
+    labels = args.labels.split(",") if args.labels else None
+    if labels is None and args.dataset:
+        labels = load_dataset(args.dataset).labels
+    torch.manual_seed(args.seed)
+    artifact = from_classifier(args.source, labels=labels, max_length=args.max_length)
+    artifact.model.set_pruning(PruningConfig(
+        num_layers=artifact.model.encoder.num_layers,
+        normalizer=args.normalizer or args.max_length,
+        final_threshold=args.final_threshold,
+        temperature=args.temperature,
+    ))
+    if args.target_keep is not None:
+        from ltp.calibrate import calibrate_ramp, kept_fraction
+
+        if not args.dataset:
+            raise DataError("--target-keep needs --dataset to calibrate on")
+        inputs = _encode_split(artifact, args.dataset, "dev", args.max_length)[: args.calib_examples]
+        calibrate_ramp(artifact, inputs, args.target_keep)
+        artifact.meta.eval["calibration"] = {
+            "dataset": args.dataset, "split": "dev", "examples": len(inputs),
+            "target_kept_fraction": args.target_keep,
+            "kept_fraction": kept_fraction(artifact, inputs),
+        }
+    out = save_artifact(artifact, args.out)
+    return {"artifact": str(out), **artifact.meta.pruning.to_dict()}
+
+
+def cmd_bench(args: argparse.Namespace) -> dict:
+    from ltp.bench import BenchConfig, compare_to_fp32, run_bench
+    from ltp.runtime import tune_allocator
+
+    tuned = tune_allocator()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    artifact = load_artifact(args.model, device=args.device, dtype=args.dtype)
+    cfg = BenchConfig(
+        batch_size=args.batch_size, max_length=args.max_length, min_tokens=args.min_tokens,
+        max_examples=args.max_examples, rounds=args.rounds, layout=args.layout,
+    )
+    encoded = _encode_split(artifact, args.dataset, args.split, args.max_length)
+    result = run_bench(artifact, encoded, cfg)
+    if args.dtype != "fp32":
+        reference = load_artifact(args.model, device=args.device, dtype="fp32")
+        result |= compare_to_fp32(artifact, reference, encoded, cfg)
+    return result | {
+        "dataset": args.dataset, "split": args.split, "max_length": args.max_length,
+        "min_tokens": args.min_tokens, "device": str(artifact.device),
+        "device_name": _device_name(artifact.device), "dtype": args.dtype,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "allocator_tuned": tuned,
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cmd_info(args: argparse.Namespace) -> dict:
+    artifact = load_artifact(args.model)
+    return artifact.meta.to_dict()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltp", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert", help="wrap a HF classifier folder into an LTP artifact")
+    p.add_argument("source", help="model folder, or a named base model (minilm)")
+    p.add_argument("--out", required=True, help="artifact folder to write")
+    p.add_argument("--labels", help="comma-separated label names (new head on a bare encoder)")
+    p.add_argument("--dataset", help="data set whose labels to use / to calibrate on")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--normalizer", type=int, help="score normaliser N (default: max length)")
+    p.add_argument("--final-threshold", type=float, default=0.0, help="threshold ramp end value")
+    p.add_argument("--temperature", type=float, default=1e-3)
+    p.add_argument("--target-keep", type=float, help="calibrate the ramp to keep this fraction")
+    p.add_argument("--calib-examples", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="seed for a newly initialised head")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("bench", help="dense vs compact forward throughput and latency")
+    p.add_argument("model", help="LTP artifact folder")
+    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--layout", default="packed", choices=list(LAYOUTS))
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--min-tokens", type=int, default=0, help="only inputs at least this long")
+    p.add_argument("--max-examples", type=int, default=512)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("info", help="print an artifact's ltp.json")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        result = args.func(args)
+    except (ArtifactError, DataError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    _emit(result, getattr(args, "json", False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""LTPModel: a HF sequence classifier wrapped with learned token pruning.
+
+The encoder loop is ours; the weights are the wrapped model's. Modes:
+
+* ``dense``   no pruning; equals the HF model.
+* ``soft``    training: sigmoid masks multiplied into each layer's output, differentiable
+              w.r.t. the thresholds; shapes unchanged.
+* ``masked``  reference for the hard rule: dropped tokens are excluded as keys and queries
+              but stay in the tensors.
+* ``compact`` inference: kept tokens are gathered out after every layer's attention, so
+              later layers really process fewer tokens.
+
+In every pruned mode the last layer keeps only the classifier token: after its attention
+nothing else reaches the head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltp.arch import Encoder, LayerParts, encoder_of
+from ltp.config import MODES, PruningConfig
+from ltp.flops import dense_kept, encoder_flops, model_flops
+from ltp.pruning import (
+    LAYOUTS,
+    attend,
+    importance_scores,
+    keep_mask,
+    live_from_counts,
+    soft_mask,
+    split_heads,
+    topk_mask,
+)
+
+_PROJECTIONS = {"q": "query", "k": "key", "v": "value"}
+
+
+@dataclass
+class ForwardOutput:
+    """Result of one forward pass, per example."""
+
+    logits: torch.Tensor  # (B, C)
+    input_tokens: torch.Tensor  # (B,) live tokens entering layer 0, on CPU
+    kept_tokens: torch.Tensor  # (B, L) tokens kept after each layer, on CPU
+    flops: torch.Tensor  # (B,) encoder FLOPs (paper formula), float64 on CPU
+    flops_dense: torch.Tensor  # (B,) the same with no pruning
+    model_flops: torch.Tensor  # (B,) whole-model FLOPs
+    model_flops_dense: torch.Tensor  # (B,)
+    # soft mode only: per pruning layer, the (B, T) masks and the live mask they apply to
+    soft_masks: list[torch.Tensor] = field(default_factory=list)
+    live: torch.Tensor | None = None
+
+
+class LTPModel(nn.Module):
+    """A BERT/RoBERTa/DistilBERT classifier with per-layer learned pruning thresholds."""
+
+    def __init__(self, hf_model: nn.Module, pruning: PruningConfig | None = None) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.encoder: Encoder = encoder_of(hf_model)
+        self.pruning = pruning or PruningConfig(num_layers=self.encoder.num_layers)
+        if self.pruning.num_layers != self.encoder.num_layers:
+            raise ValueError(
+                f"pruning config has {self.pruning.num_layers} layers, "
+                f"the model {self.encoder.num_layers}"
+            )
+        self.threshold_delta = nn.Parameter(torch.tensor(self.pruning.delta, dtype=torch.float32))
+        self.register_buffer(
+            "threshold_base", torch.tensor(self.pruning.base(), dtype=torch.float32)
+        )
+        self._fused: dict[tuple[int, str], tuple[tuple, torch.Tensor, torch.Tensor]] = {}
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module signature
+        # Thresholds are compared in fp32 whatever the weights' dtype: follow the device only.
+        delta, base = self.threshold_delta.data, self.threshold_base
+        super()._apply(fn, recurse)
+        device = self.threshold_delta.device
+        self.threshold_delta.data = delta.to(device=device, dtype=torch.float32)
+        self.threshold_base = base.to(device=device, dtype=torch.float32)
+        return self
+
+    # -- thresholds ---------------------------------------------------------------------
+
+    def thresholds(self) -> torch.Tensor:
+        """Per-layer thresholds base + delta, (L,) fp32."""
+        return self.threshold_base + self.threshold_delta
+
+    def sync_config(self) -> PruningConfig:
+        """Copy the learned deltas back into the pruning config and return it."""
+        self.pruning.delta = [float(x) for x in self.threshold_delta.detach().cpu()]
+        return self.pruning
+
+    def set_pruning(self, pruning: PruningConfig) -> None:
+        """Replace thresholds (ramp and deltas) in place."""
+        if pruning.num_layers != self.encoder.num_layers:
+            raise ValueError("pruning config does not match the number of layers")
+        self.pruning = pruning
+        device = self.threshold_delta.device
+        with torch.no_grad():
+            self.threshold_delta.copy_(torch.tensor(pruning.delta, device=device))
+            self.threshold_base.copy_(torch.tensor(pruning.base(), device=device))
+
+    # -- forward ------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        mode: str = "compact",
+        layout: str = "packed",
+    ) -> ForwardOutput:
+        """Run the classifier. Inputs are right-padded (B, T); position 0 is the classifier token."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        live = attention_mask.bool()
+        x = self.encoder.embed(input_ids, token_type_ids)  # (B, T, d)
+        if mode == "compact":
+            cls, kept = self._run_compact(x, live, LAYOUTS[layout])
+            masks: list[torch.Tensor] = []
+        else:
+            cls, kept, masks = self._run_full(x, live, mode)
+        logits = self.encoder.head(cls)
+        return self._output(logits, live.sum(dim=1).cpu(), kept.cpu(), mode, masks, live)
+
+    def _output(self, logits, n_in, kept, mode, masks, live) -> ForwardOutput:
+        enc = self.encoder
+        d, d_ff, c = enc.hidden_size, enc.intermediate_size, enc.num_labels
+        full = dense_kept(n_in, enc.num_layers)
+        return ForwardOutput(
+            logits=logits,
+            input_tokens=n_in,
+            kept_tokens=kept,
+            flops=encoder_flops(d, d_ff, n_in, kept),
+            flops_dense=encoder_flops(d, d_ff, n_in, full),
+            model_flops=model_flops(d, d_ff, c, n_in, kept, dense=mode == "dense"),
+            model_flops_dense=model_flops(d, d_ff, c, n_in, full, dense=True),
+            soft_masks=masks,
+            live=live if mode == "soft" else None,
+        )
+
+    # -- shared layer pieces ------------------------------------------------------------
+
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.encoder.hidden_dropout
+        return F.dropout(x, p=p, training=True) if self.training and p > 0 else x
+
+    def _attn_dropout(self) -> float:
+        return self.encoder.attn_dropout if self.training else 0.0
+
+    def _project(self, layer: int, x: torch.Tensor, which: str) -> torch.Tensor:
+        """One matmul for the layer's projections named in ``which`` ("qkv", "kv", "q")."""
+        linears = [getattr(self.encoder.layers[layer], _PROJECTIONS[c]) for c in which]
+        if torch.is_grad_enabled() and linears[0].weight.requires_grad:
+            weight = torch.cat([lin.weight for lin in linears])
+            bias = torch.cat([lin.bias for lin in linears])
+            return F.linear(x, weight, bias)
+        # inference: concatenate once, and again only when the weights change or move
+        stamp = tuple((p._version, p.data_ptr()) for lin in linears for p in (lin.weight, lin.bias))
+        cached = self._fused.get((layer, which))
+        if cached is None or cached[0] != stamp:
+            with torch.inference_mode(False), torch.no_grad():
+                weight = torch.cat([lin.weight for lin in linears])
+                bias = torch.cat([lin.bias for lin in linears])
+            cached = self._fused[(layer, which)] = (stamp, weight, bias)
+        return F.linear(x, cached[1], cached[2])
+
+    def _finish(self, parts: LayerParts, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Output projection, residual + LayerNorm, feed-forward, residual + LayerNorm."""
+        a = parts.attn_norm(self._dropout(parts.attn_out(ctx)) + residual)
+        h = parts.ffn_out(parts.activation(parts.ffn_in(a)))
+        return parts.ffn_norm(self._dropout(h) + a)
+
+    # -- dense / soft / masked: shapes stay (B, T, d) ------------------------------------
+
+    def _keep(self, layer: int, scores, threshold, live, n_in) -> torch.Tensor:
+        """The hard keep set after ``layer``: threshold rule, or top-k for the baseline."""
+        if self.pruning.strategy == "topk":
+            ratio = self.pruning.keep_ratios[layer]
+            return topk_mask(scores, live, torch.ceil(n_in * ratio).long().clamp_min(1))
+        return keep_mask(scores, threshold, live)
+
+    def _prunes(self, layer: int, threshold: torch.Tensor) -> bool:
+        """Can this layer drop anything? Scores are >= 0, so a threshold <= 0 keeps all."""
+        if self.pruning.strategy == "topk":
+            return self.pruning.keep_ratios[layer] < 1.0
+        return bool(threshold > 0)
+
+    def _run_full(self, x: torch.Tensor, live: torch.Tensor, mode: str):
+        """dense / soft / masked: shapes stay (B, T, d).
+
+        Soft mode is the relaxation of masked mode: each token carries a cumulative keep
+        probability (the product of its sigmoid masks so far), which weights it as a key and
+        as a query row of the score; with 0/1 masks it is exactly the masked reference.
+        """
+        thresholds = self.thresholds()
+        n_in, last, heads = live.sum(dim=1), self.encoder.num_layers - 1, self.encoder.num_heads
+        weight = live.float() if mode == "soft" else None  # (B, T) cumulative keep probability
+        kept, masks = [], []
+        for i, parts in enumerate(self.encoder.layers):
+            need_probs = mode != "dense" and i < last
+            q, k, v = split_heads(self._project(i, x, "qkv"), 3, heads)  # (B, H, T, dh) each
+            ctx, probs = attend(q, k, v, live, need_probs, self._attn_dropout(), weight)
+            x = self._finish(parts, ctx.transpose(1, 2).flatten(2), x)  # (B, T, d)
+            if mode == "dense":
+                kept.append(n_in)
+            elif i == last:
+                kept.append(torch.ones_like(n_in))
+            elif mode == "soft":
+                scores = importance_scores(probs, weight, self.pruning.normalizer)  # (B, T)
+                weight = weight * soft_mask(scores, thresholds[i], self.pruning.temperature, live)
+                masks.append(weight)
+                kept.append((weight.detach() > 0.5).sum(dim=1))
+            else:
+                scores = importance_scores(probs, live, self.pruning.normalizer)  # (B, T)
+                live = self._keep(i, scores, thresholds[i], live, n_in)
+                kept.append(live.sum(dim=1))
+        return x[:, 0], torch.stack(kept, dim=1), masks
+
+    # -- compact: kept tokens are gathered out --------------------------------------------
+
+    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, layout):
+        thresholds = self.thresholds().detach()
+        n_in = live.sum(dim=1)
+        rows = layout.rows(x, live)  # packed (N, d) or padded (B, T, d)
+        kept = []
+        for i in range(self.encoder.num_layers - 1):
+            rows, live = self._compact_layer(i, rows, live, thresholds[i], n_in, layout)
+            kept.append(live.sum(dim=1))
+        cls = self._last_layer(rows, live, layout)
+        kept.append(torch.ones_like(live[:, 0], dtype=torch.long))
+        return cls, torch.stack(kept, dim=1)
+
+    def _compact_layer(self, i: int, rows, live, threshold, n_in, layout):
+        qkv = layout.to_padded(self._project(i, rows, "qkv"), live)  # (B, T, 3d)
+        can_prune = self._prunes(i, threshold)  # if not, no probabilities are needed
+        heads = split_heads(qkv, 3, self.encoder.num_heads)
+        ctx, probs = attend(*heads, live, can_prune, self._attn_dropout())
+        ctx = ctx.transpose(1, 2)  # (B, T, H, dh)
+        parts = self.encoder.layers[i]
+        if can_prune:
+            scores = importance_scores(probs, live, self.pruning.normalizer)  # (B, T)
+            keep = self._keep(i, scores, threshold, live, n_in)
+        if not can_prune or torch.equal(keep, live):  # nothing dropped: no gather needed
+            return self._finish(parts, layout.rows(ctx, live).flatten(-2), rows), live
+        new_live = live_from_counts(keep.sum(dim=1))  # (B, T')
+        ctx_kept = layout.keep_padded(ctx, keep, new_live).flatten(-2)
+        residual = layout.keep_rows(rows, live, keep, new_live)
+        return self._finish(parts, ctx_kept, residual), new_live
+
+    def _last_layer(self, rows, live, layout) -> torch.Tensor:
+        """Only the classifier token's row feeds the head: one query, full keys and values."""
+        last = self.encoder.num_layers - 1
+        heads = self.encoder.num_heads
+        cls = layout.first_rows(rows, live)  # (B, d)
+        k, v = split_heads(layout.to_padded(self._project(last, rows, "kv"), live), 2, heads)
+        (q,) = split_heads(self._project(last, cls.unsqueeze(1), "q"), 1, heads)  # (B, H, 1, dh)
+        ctx, _ = attend(q, k, v, live, False, self._attn_dropout())  # (B, H, 1, dh)
+        return self._finish(self.encoder.layers[last], ctx.flatten(1), cls)  # (B, d)

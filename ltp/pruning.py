@@ -1,0 +1,168 @@
+"""Importance scores, keep rules and token layouts: small pure functions on tensors.
+
+Shapes: B batch, H heads, T padded length, N total live tokens in the batch, d hidden size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def split_heads(x: torch.Tensor, parts: int, num_heads: int) -> tuple[torch.Tensor, ...]:
+    """(B, T, parts * d) fused projections -> ``parts`` views of shape (B, H, T, d/H)."""
+    b, t, width = x.shape
+    heads = x.view(b, t, parts, num_heads, width // (parts * num_heads))
+    return tuple(heads.permute(2, 0, 3, 1, 4).unbind(0))
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_live: torch.Tensor,
+    need_probs: bool,
+    dropout_p: float = 0.0,
+    key_weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Multi-head attention over live keys.
+
+    q: (B, H, Tq, dh); k, v: (B, H, T, dh); key_live: (B, T) bool; key_weight: optional
+    (B, T) soft keep probabilities, applied as a log-bias (a key of weight w counts w times).
+    Returns the context (B, H, Tq, dh) and, when asked, fp32 probabilities (B, H, Tq, T).
+    Without probabilities the fused kernel runs; with them, softmax is taken in fp32.
+    """
+    padded = not bool(key_live.all())
+    bias = None
+    if key_weight is not None:
+        bias = key_weight.clamp_min(1e-30).log().masked_fill(~key_live, float("-inf"))
+        bias = bias.to(q.dtype)[:, None, None, :]  # (B, 1, 1, T)
+    if not need_probs:
+        mask = bias if bias is not None else key_live[:, None, None, :] if padded else None
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
+    logits = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # (B, H, Tq, T)
+    if bias is not None:
+        logits = logits + bias
+    elif padded:
+        logits.masked_fill_(~key_live[:, None, None, :], float("-inf"))
+    probs = logits.float().softmax(dim=-1)
+    weights = F.dropout(probs, p=dropout_p) if dropout_p > 0 else probs
+    return torch.matmul(weights.to(v.dtype), v), probs  # (B, H, Tq, dh)
+
+
+def importance_scores(probs: torch.Tensor, query_live: torch.Tensor, normalizer: int) -> torch.Tensor:
+    """Attention each token receives, summed over heads and live query rows, / (H * N).
+
+    probs: (B, H, T, T) fp32; query_live: (B, T) bool, or soft keep weights. Returns (B, T)
+    fp32. The mean score of the live tokens is 1/N whatever the input length, so one
+    threshold fits all lengths.
+    """
+    b, heads, tq, t = probs.shape
+    weights = query_live.to(probs.dtype).repeat(1, heads).unsqueeze(1)  # (B, 1, H*Tq)
+    received = torch.bmm(weights, probs.reshape(b, heads * tq, t))  # (B, 1, T)
+    return received.squeeze(1) / (heads * normalizer)
+
+
+def keep_mask(scores: torch.Tensor, threshold: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """Hard rule: keep live token i iff score_i >= threshold; the classifier token always stays.
+
+    scores: (B, T) fp32; threshold: 0-d fp32; live: (B, T) bool. Returns (B, T) bool.
+    """
+    keep = (scores >= threshold) & live
+    keep[:, 0] = True  # position 0 is the classifier token, first in every layout
+    return keep
+
+
+def topk_mask(scores: torch.Tensor, live: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Keep the ``keep[b]`` best-scoring live tokens of each row, the classifier token first.
+
+    scores: (B, T) fp32; live: (B, T) bool; keep: (B,) counts. Returns (B, T) bool.
+    """
+    ranked = scores.masked_fill(~live, float("-inf"))
+    ranked[:, 0] = float("inf")
+    rank = ranked.argsort(dim=1, descending=True).argsort(dim=1)  # (B, T) 0 = best
+    return (rank < keep[:, None]) & live
+
+
+def soft_mask(
+    scores: torch.Tensor, threshold: torch.Tensor, temperature: float, live: torch.Tensor
+) -> torch.Tensor:
+    """Differentiable keep mask sigmoid((score - theta) / T), 0 on padding, 1 on the classifier token."""
+    mask = torch.sigmoid((scores - threshold) / temperature) * live
+    ones = torch.ones_like(mask[:, :1])
+    return torch.cat([ones, mask[:, 1:]], dim=1)  # (B, T)
+
+
+def live_from_counts(counts: torch.Tensor) -> torch.Tensor:
+    """Left-aligned live mask for per-example token counts: (B,) -> (B, max count) bool."""
+    width = int(counts.max())
+    return torch.arange(width, device=counts.device) < counts[:, None]
+
+
+class PackedLayout:
+    """Live tokens of the whole batch packed into one (N, d) matrix, row-major over (B, T).
+
+    Projections and the feed-forward run on exactly the live tokens; attention scatters them
+    into a padded (B, T, d) view.
+    """
+
+    name = "packed"
+
+    @staticmethod
+    def rows(padded: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        if bool(live.all()):  # no padding: the packed rows are a view
+            return padded.flatten(0, 1)
+        return padded[live]  # (N, d)
+
+    @staticmethod
+    def to_padded(rows: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        if rows.shape[0] == live.numel():  # no padding: N = B * T
+            return rows.view(*live.shape, *rows.shape[1:])
+        out = rows.new_zeros(*live.shape, *rows.shape[1:])  # (B, T, ...)
+        out[live] = rows
+        return out
+
+    @staticmethod
+    def keep_rows(rows: torch.Tensor, live: torch.Tensor, keep: torch.Tensor, new_live) -> torch.Tensor:
+        return rows[keep[live]]  # (N', ...): order is kept, so rows stay row-major
+
+    @staticmethod
+    def keep_padded(padded: torch.Tensor, keep: torch.Tensor, new_live) -> torch.Tensor:
+        return padded[keep]  # (N', ...)
+
+    @staticmethod
+    def first_rows(rows: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        counts = live.sum(dim=1)
+        starts = torch.cumsum(counts, dim=0) - counts
+        return rows[starts]  # (B, d)
+
+
+class PaddedLayout:
+    """Every layer re-pads to the longest kept length in the batch: (B, T', d)."""
+
+    name = "padded"
+
+    @staticmethod
+    def rows(padded: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        return padded
+
+    @staticmethod
+    def to_padded(rows: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        return rows
+
+    @staticmethod
+    def keep_rows(rows: torch.Tensor, live: torch.Tensor, keep: torch.Tensor, new_live) -> torch.Tensor:
+        return PaddedLayout.keep_padded(rows, keep, new_live)
+
+    @staticmethod
+    def keep_padded(padded: torch.Tensor, keep: torch.Tensor, new_live: torch.Tensor) -> torch.Tensor:
+        out = padded.new_zeros(*new_live.shape, *padded.shape[2:])  # (B, T', ...)
+        out[new_live] = padded[keep]
+        return out
+
+    @staticmethod
+    def first_rows(rows: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        return rows[:, 0]  # (B, d)
+
+
+LAYOUTS = {"packed": PackedLayout, "padded": PaddedLayout}

@@ -1,0 +1,81 @@
+"""Tokenising texts and padding token-id lists into model batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenised input."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class Batch:
+    """Right-padded model inputs, shape (B, T)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None
+
+    def to(self, device: torch.device | str) -> Batch:
+        tt = self.token_type_ids
+        return Batch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            tt.to(device) if tt is not None else None,
+        )
+
+
+def encode(
+    tokenizer,
+    texts: list[str],
+    pairs: list[str] | None = None,
+    max_length: int = 128,
+    truncate: bool = True,
+) -> list[Encoded]:
+    """Tokenise texts (and optional second texts) without padding."""
+    out = tokenizer(
+        texts,
+        pairs,
+        truncation=truncate,
+        max_length=max_length if truncate else None,
+        padding=False,
+        return_token_type_ids=True,
+    )
+    types = out.get("token_type_ids")
+    return [
+        Encoded(ids, types[i] if types is not None else None)
+        for i, ids in enumerate(out["input_ids"])
+    ]
+
+
+def pad_batch(items: list[Encoded], pad_id: int) -> Batch:
+    """Right-pad encoded inputs to the longest one."""
+    width = max(item.num_tokens for item in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    has_types = all(item.token_type_ids is not None for item in items)
+    types = torch.zeros((len(items), width), dtype=torch.long) if has_types else None
+    for row, item in enumerate(items):
+        n = item.num_tokens
+        ids[row, :n] = torch.tensor(item.input_ids)
+        mask[row, :n] = 1
+        if types is not None:
+            types[row, :n] = torch.tensor(item.token_type_ids)
+    return Batch(ids, mask, types)
+
+
+def length_sorted_batches(items: list[Encoded], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (less padding), longest first."""
+    order = sorted(range(len(items)), key=lambda i: -items[i].num_tokens)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

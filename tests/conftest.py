@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny random classifiers of each family, and right-padded batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
+
+VOCAB = 120
+LENGTHS = [12, 5, 9, 2, 12, 7]  # mixed, with padding, one input of just [CLS] [SEP]
+
+
+def tiny_classifier(family: str, num_layers: int = 3, seed: int = 0):
+    """A random 3-layer, hidden-32 classifier of the given family, in eval mode."""
+    torch.manual_seed(seed)
+    common = dict(vocab_size=VOCAB, num_labels=3, max_position_embeddings=64)
+    if family == "bert":
+        cfg = BertConfig(hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=4,
+                         intermediate_size=64, **common)
+        model = BertForSequenceClassification(cfg)
+    elif family == "roberta":
+        cfg = RobertaConfig(hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=4,
+                            intermediate_size=64, pad_token_id=1, bos_token_id=0,
+                            eos_token_id=2, **common)
+        model = RobertaForSequenceClassification(cfg)
+    elif family == "distilbert":
+        cfg = DistilBertConfig(dim=32, n_layers=num_layers, n_heads=4, hidden_dim=64, **common)
+        model = DistilBertForSequenceClassification(cfg)
+    else:
+        raise ValueError(family)
+    return model.eval()
+
+
+def padded_batch(pad_id: int = 0, lengths=LENGTHS, seed: int = 1):
+    """Right-padded ids with a classifier token first and a separator last in each row."""
+    g = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.full((len(lengths), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(lengths), width), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(5, VOCAB, (n,), generator=g)
+        ids[row, 0], ids[row, n - 1] = 3, 4
+        mask[row, :n] = 1
+    return ids, mask
+
+
+@pytest.fixture(params=["bert", "roberta", "distilbert"])
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def hf_model(family):
+    return tiny_classifier(family)
+
+
+@pytest.fixture
+def batch(hf_model):
+    return padded_batch(pad_id=hf_model.config.pad_token_id or 0)
+
+
+def tiny_tokenizer(tmp_path):
+    """A WordPiece tokenizer over a small made-up vocabulary that fits the tiny models."""
+    from transformers import BertTokenizer
+
+    words = ["good", "bad", "film", "movie", "great", "awful", "plot", "the", "a", "is", "was",
+             "not", "very", "fun", "dull", "and", "but", "it", "of", "to"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    vocab += [f"w{i}" for i in range(VOCAB - len(vocab))]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n")
+    return BertTokenizer(vocab_file=str(path))
+
+
+@pytest.fixture
+def tiny_artifact_dir(tmp_path):
+    """A saved LTP artifact: tiny BERT, 2 labels, thresholds that prune."""
+    from ltp.artifact import Artifact, ArtifactMeta, save_artifact
+    from ltp.config import PruningConfig
+    from ltp.model import LTPModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    pruning = PruningConfig(num_layers=3, normalizer=16, final_threshold=0.06)
+    model = LTPModel(BertForSequenceClassification(cfg).eval(), pruning)
+    meta = ArtifactMeta(labels=["neg", "pos"], pruning=pruning, max_length=32)
+    out = tmp_path / "tiny-ltp"
+    save_artifact(Artifact(model, tiny_tokenizer(tmp_path), meta), out)
+    return out
+
+
+@pytest.fixture
+def tiny_csv(tmp_path):
+    """A small labelled CSV in the user-data format."""
+    import csv
+    import random
+
+    rng = random.Random(0)
+    words = ["good", "bad", "film", "movie", "great", "awful", "plot", "the", "is", "not", "fun"]
+    path = tmp_path / "reviews.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for i in range(80):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 25)))
+            writer.writerow([text, "pos" if i % 2 else "neg"])
+    return path
