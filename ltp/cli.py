@@ -17,6 +17,7 @@ from ltp.artifact import (
 )
 from ltp.config import LAYOUTS, PruningConfig
 from ltp.data import DataError, load_dataset
+from ltp.recipes import RecipeError
 
 log = logging.getLogger("ltp")
 
@@ -113,6 +114,70 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def cmd_finetune(args: argparse.Namespace) -> dict:
+    from ltp.pipeline import FinetuneConfig, finetune_model
+
+    cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                         max_length=args.max_length, seed=args.seed)
+    artifact = finetune_model(args.base, load_dataset(args.dataset), cfg)
+    save_artifact(artifact, args.out)
+    return {"artifact": args.out, **artifact.meta.eval["dense"]["test"]}
+
+
+def cmd_prune(args: argparse.Namespace) -> dict:
+    from ltp.pipeline import PruneConfig, prune_model
+
+    cfg = PruneConfig(
+        lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
+        soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
+        temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
+        batch_size=args.batch_size, seed=args.seed,
+    )
+    artifact = prune_model(args.model, load_dataset(args.dataset), cfg)
+    save_artifact(artifact, args.out)
+    return {"artifact": args.out, **artifact.meta.eval["ltp"]["test"]}
+
+
+def cmd_eval(args: argparse.Namespace) -> dict:
+    from ltp.evaluate import evaluate
+
+    artifact = load_artifact(args.model, device=args.device)
+    examples = load_dataset(args.dataset).split(args.split)
+    mode = "dense" if args.no_prune else "compact"
+    return evaluate(artifact, examples, mode=mode, truncate_to=args.truncate)
+
+
+def cmd_build(args: argparse.Namespace) -> dict:
+    from ltp.recipes import build
+
+    artifact = build(args.recipe, force=args.force)
+    return {"artifact": str(artifact.path or ""), "eval": artifact.meta.eval}
+
+
+def cmd_sweep(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from ltp.pipeline import PruneConfig
+    from ltp.sweep import SweepConfig, markdown_table, plot, run_sweep, write_csv
+
+    data = load_dataset(args.dataset)
+    floats = lambda text: [float(x) for x in text.split(",") if x]  # noqa: E731
+    cfg = SweepConfig(
+        lambdas=floats(args.lambdas), topk_targets=floats(args.topk),
+        truncate_lengths=[int(x) for x in floats(args.truncate)],
+        prune=PruneConfig(soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
+                          regularizer=args.regularizer, seed=args.seed),
+        topk_finetune=not args.no_topk_finetune,
+    )
+    rows = run_sweep(Path(args.model), data, cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "sweep.csv")
+    plot(rows, out / "sweep.png", f"{args.dataset}: accuracy vs FLOPs")
+    (out / "sweep.md").write_text(markdown_table(rows) + "\n")
+    return {"csv": str(out / "sweep.csv"), "plot": str(out / "sweep.png"), "rows": rows}
+
+
 def cmd_info(args: argparse.Namespace) -> dict:
     artifact = load_artifact(args.model)
     return artifact.meta.to_dict()
@@ -154,6 +219,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("finetune", help="fine-tune a base encoder into a dense classifier")
+    p.add_argument("--base", required=True, help="model folder, or minilm")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("prune", help="LTP: soft stage (learn thresholds), then hard stage")
+    p.add_argument("--model", required=True, help="fine-tuned classifier artifact folder")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--lambda", dest="lam", type=float, default=0.05, help="pruning strength")
+    p.add_argument("--temperature", type=float, default=1e-3)
+    p.add_argument("--threshold-lr", type=float, default=1e-3)
+    p.add_argument("--soft-epochs", type=float, default=1.0)
+    p.add_argument("--hard-epochs", type=float, default=1.0)
+    p.add_argument("--soft-lr", type=float, default=2e-5)
+    p.add_argument("--hard-lr", type=float, default=2e-5)
+    p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
+    p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("eval", help="accuracy, relative FLOPs and kept tokens on a split")
+    p.add_argument("model")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--no-prune", action="store_true", help="dense forward")
+    p.add_argument("--truncate", type=int, help="truncation baseline: cut inputs to this length")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("build", help="build a models/NAME.yaml recipe end to end, with a card")
+    p.add_argument("recipe")
+    p.add_argument("--force", action="store_true", help="rebuild even if the artifact exists")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("sweep", help="LTP lambdas vs top-k and truncation: CSV and plot")
+    p.add_argument("--model", required=True, help="dense parent artifact")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, help="folder for sweep.csv, sweep.png, sweep.md")
+    p.add_argument("--lambdas", default="0.02,0.05,0.1,0.2")
+    p.add_argument("--topk", default="0.5,0.3,0.2,0.1", help="cascade keep-ratio targets")
+    p.add_argument("--truncate", default="48,32,24,16", help="truncation lengths")
+    p.add_argument("--soft-epochs", type=float, default=1.0)
+    p.add_argument("--hard-epochs", type=float, default=1.0)
+    p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
+    p.add_argument("--no-topk-finetune", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("info", help="print an artifact's ltp.json")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
@@ -175,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     try:
         result = args.func(args)
-    except (ArtifactError, DataError, ValueError) as exc:
+    except (ArtifactError, DataError, RecipeError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     _emit(result, getattr(args, "json", False))

@@ -13,14 +13,16 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
+torch.set_num_threads(1)  # tiny models gain nothing from threads; keeps runs beside others fair
+
 VOCAB = 120
 LENGTHS = [12, 5, 9, 2, 12, 7]  # mixed, with padding, one input of just [CLS] [SEP]
 
 
-def tiny_classifier(family: str, num_layers: int = 3, seed: int = 0):
+def tiny_classifier(family: str, num_layers: int = 3, seed: int = 0, num_labels: int = 3):
     """A random 3-layer, hidden-32 classifier of the given family, in eval mode."""
     torch.manual_seed(seed)
-    common = dict(vocab_size=VOCAB, num_labels=3, max_position_embeddings=64)
+    common = dict(vocab_size=VOCAB, num_labels=num_labels, max_position_embeddings=64)
     if family == "bert":
         cfg = BertConfig(hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=4,
                          intermediate_size=64, **common)
@@ -66,7 +68,7 @@ def batch(hf_model):
     return padded_batch(pad_id=hf_model.config.pad_token_id or 0)
 
 
-def tiny_tokenizer(tmp_path):
+def tiny_tokenizer(tmp_path=None):
     """A WordPiece tokenizer over a small made-up vocabulary that fits the tiny models."""
     from transformers import BertTokenizer
 
@@ -74,9 +76,7 @@ def tiny_tokenizer(tmp_path):
              "not", "very", "fun", "dull", "and", "but", "it", "of", "to"]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     vocab += [f"w{i}" for i in range(VOCAB - len(vocab))]
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(vocab) + "\n")
-    return BertTokenizer(vocab_file=str(path))
+    return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
 
 
 @pytest.fixture
@@ -99,17 +99,21 @@ def tiny_artifact_dir(tmp_path):
 
 @pytest.fixture
 def tiny_csv(tmp_path):
-    """A small labelled CSV in the user-data format."""
+    """A small learnable labelled CSV in the user-data format: the label follows the
+    sentiment words, the rest is filler."""
     import csv
     import random
 
     rng = random.Random(0)
-    words = ["good", "bad", "film", "movie", "great", "awful", "plot", "the", "is", "not", "fun"]
+    positive, negative = ["good", "great", "fun"], ["bad", "awful", "dull"]
+    filler = ["film", "movie", "plot", "the", "a", "is", "was", "and", "it", "of", "to"]
     path = tmp_path / "reviews.csv"
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
         for i in range(80):
-            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 25)))
-            writer.writerow([text, "pos" if i % 2 else "neg"])
+            label = "pos" if i % 2 else "neg"
+            words = [rng.choice(filler) for _ in range(rng.randint(3, 25))]
+            words.insert(rng.randrange(len(words) + 1), rng.choice(positive if i % 2 else negative))
+            writer.writerow([" ".join(words), label])
     return path

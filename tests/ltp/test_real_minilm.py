@@ -57,3 +57,31 @@ def test_calibrated_pruning_matches_masked_and_saves_flops(minilm, reviews, tmp_
         a = minilm.model(b.input_ids, b.attention_mask, b.token_type_ids)
         r = reloaded.model(b.input_ids, b.attention_mask, b.token_type_ids)
     assert torch.equal(a.logits, r.logits)
+
+
+def test_finetune_prune_eval_on_real_weights_and_data(tmp_path, capsys):
+    import json
+
+    from ltp.cli import main
+    from ltp.data import DatasetSplits
+    from ltp.pipeline import FinetuneConfig, PruneConfig, finetune_model, prune_model
+
+    full = load_dataset("rt-polarity")
+    data = DatasetSplits(full.name, full.labels, full.train[:160], full.dev[:48], full.test[:48])
+    dense = finetune_model("minilm", data, FinetuneConfig(epochs=1, lr=1e-4, batch_size=16,
+                                                          max_length=32))
+    losses = dense.meta.provenance["training"]
+    assert losses["last_loss"] < losses["first_loss"]
+    save_artifact(dense, tmp_path / "dense")
+    before = dense.model.thresholds().clone()
+    pruned = prune_model(tmp_path / "dense", data, PruneConfig(
+        lam=0.5, soft_epochs=1, hard_epochs=1, batch_size=16, threshold_lr=2e-3))
+    assert not torch.equal(pruned.model.thresholds(), before)
+    ltp_test = pruned.meta.eval["ltp"]["test"]
+    assert ltp_test["relative_flops"] < 1.0
+    assert ltp_test["examples"] == 48
+    save_artifact(pruned, tmp_path / "ltp")
+    assert main(["eval", str(tmp_path / "ltp"), "--dataset", "rt-polarity", "--split", "dev",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 1275 and 0 < result["relative_flops"] < 1

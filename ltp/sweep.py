@@ -1,0 +1,107 @@
+"""Accuracy against relative FLOPs: LTP at several lambdas against top-k and truncation.
+
+Every method starts from the same dense parent and is charged against the same dense
+reference; every method gets the last-layer trick (only the classifier token runs the last
+feed-forward), the dense parent included (its ``last-layer only`` row).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ltp.artifact import load_artifact
+from ltp.config import PruningConfig
+from ltp.data import DatasetSplits
+from ltp.evaluate import evaluate
+from ltp.pipeline import PruneConfig, prune_model
+from ltp.train import hard_stage
+
+log = logging.getLogger(__name__)
+FIELDS = ["method", "setting", "accuracy", "relative_flops", "relative_model_flops",
+          "kept_fraction_per_layer"]
+
+
+@dataclass
+class SweepConfig:
+    lambdas: list[float]
+    topk_targets: list[float]
+    truncate_lengths: list[int]
+    prune: PruneConfig
+    topk_finetune: bool = True  # also top-k followed by the same hard-stage fine-tune
+    split: str = "test"
+
+
+def _row(method: str, setting: str, ev: dict) -> dict:
+    return {"method": method, "setting": setting, "accuracy": round(ev["accuracy"], 4),
+            "relative_flops": round(ev["relative_flops"], 4),
+            "relative_model_flops": round(ev["relative_model_flops"], 4),
+            "kept_fraction_per_layer": " ".join(f"{x:.3f}" for x in ev["kept_fraction_per_layer"])}
+
+
+def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig) -> list[dict]:
+    examples = data.split(cfg.split)
+    parent = load_artifact(parent_dir)
+    rows = [_row("dense", "no pruning", evaluate(parent, examples, mode="dense")),
+            _row("dense", "last-layer only", evaluate(parent, examples))]
+    for length in cfg.truncate_lengths:
+        rows.append(_row("truncation", f"max {length} tokens",
+                         evaluate(parent, examples, truncate_to=length)))
+    num_layers = parent.model.encoder.num_layers
+    for target in cfg.topk_targets:
+        topk = PruningConfig.cascade(num_layers, target, normalizer=parent.meta.pruning.normalizer)
+        parent.model.set_pruning(topk)
+        rows.append(_row("top-k", f"cascade to {target}", evaluate(parent, examples)))
+        if cfg.topk_finetune:
+            tuned = load_artifact(parent_dir)
+            tuned.model.set_pruning(topk)
+            hard_stage(tuned, data.train, cfg.prune.stage(tuned.meta.max_length, soft=False))
+            rows.append(_row("top-k + fine-tune", f"cascade to {target}", evaluate(tuned, examples)))
+    for lam in cfg.lambdas:
+        pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam))
+        rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples)))
+        log.info("sweep row: %s", rows[-1])
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Accuracy against relative FLOPs, one series per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {"LTP": "o-", "top-k": "s--", "top-k + fine-tune": "D--", "truncation": "^:",
+               "dense": "k*"}
+    for method, style in markers.items():
+        pts = sorted((r["relative_flops"], 100 * r["accuracy"]) for r in rows if r["method"] == method)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, label=method, markersize=7)
+    ax.set_xlabel("relative FLOPs (paper formula, vs dense)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| method | setting | accuracy | relative FLOPs | whole model | kept fraction per layer |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['setting']} | {100 * r['accuracy']:.1f} | "
+                     f"{r['relative_flops']:.3f} | {r['relative_model_flops']:.3f} | "
+                     f"{r['kept_fraction_per_layer']} |")
+    return "\n".join(lines)

@@ -1,0 +1,228 @@
+"""Training: dense fine-tuning, then the two LTP stages.
+
+* ``finetune``: dense mode, cross-entropy.
+* ``soft stage``: soft mode; loss = task loss + lambda x regulariser; thresholds learn in
+  their own optimiser group (no weight decay, their own learning rate).
+* ``hard stage``: thresholds frozen, compact mode (dropped tokens really leave, so this
+  stage is also cheaper than dense), weights fine-tuned; optionally distilled from the
+  dense parent's logits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ltp.artifact import Artifact
+from ltp.data import Example
+from ltp.model import ForwardOutput
+from ltp.text import Batch, Encoded, encode, pad_batch
+
+log = logging.getLogger(__name__)
+REGULARIZERS = ("flops", "uniform")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    lr: float = 2e-5
+    batch_size: int = 32
+    max_length: int = 128
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # fraction of steps with a linear warm-up
+    seed: int = 0
+    # soft stage
+    lam: float = 0.05
+    threshold_lr: float = 1e-3
+    regularizer: str = "flops"
+    # hard stage: weight of the KL term towards the dense parent's logits (0: off)
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+
+
+@dataclass
+class StageResult:
+    stage: str
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    kept_fraction: float = 1.0
+    thresholds: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        window = max(1, min(10, len(self.losses) // 4))  # mean loss over the first / last steps
+        first, last = _mean(self.losses[:window]), _mean(self.losses[-window:])
+        return {"stage": self.stage, "steps": self.steps, "seconds": round(self.seconds, 1),
+                "first_loss": first, "last_loss": last, "kept_fraction": self.kept_fraction,
+                "thresholds": self.thresholds}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def encode_examples(artifact: Artifact, examples: list[Example], max_length: int) -> list[Encoded]:
+    pairs = [e.text_pair for e in examples]
+    return encode(artifact.tokenizer, [e.text for e in examples],
+                  pairs if any(p is not None for p in pairs) else None, max_length=max_length)
+
+
+def training_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar lengths: shuffle, sort within pools of 50 batches, cut."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def soft_regularizer(out: ForwardOutput, kind: str, d: int, d_ff: int) -> torch.Tensor:
+    """The soft stage's penalty on kept tokens.
+
+    ``uniform`` (the paper's): sum over pruning layers of the mean soft mask.
+    ``flops``: the soft expected relative FLOPs of the linear layers, from the cumulative
+    masks: a token dropped early saves every later layer, so early pruning weighs more.
+    Scaled by the number of layers, so that lambda means about what it means for
+    ``uniform`` (whose sum also runs up to the number of layers).
+    """
+    live = out.live.float()
+    n_in = live.sum(dim=1)  # (B,)
+    masks = out.soft_masks  # per pruning layer, (B, T) cumulative keep probabilities
+    if kind == "uniform":
+        return sum(((m * live).sum(1) / n_in).mean() for m in masks)
+    if kind != "flops":
+        raise ValueError(f"regularizer must be one of {REGULARIZERS}")
+    kept = [(m * live).sum(1) / n_in for m in masks]  # (B,) fraction kept after each layer
+    entering = [torch.ones_like(n_in), *kept]  # fraction entering each layer
+    per_token = 4 * d * d + 2 * d * d_ff  # linear MACs of one token in one layer
+    cost = sum(4 * d * d * entering[i] + 2 * d * d_ff * kept[i] for i in range(len(masks)))
+    cost = cost + 2 * d * d * entering[-1]  # last layer: keys and values on what entered
+    return (cost / per_token).mean()  # = relative FLOPs x num_layers
+
+
+def _optimizer(artifact: Artifact, cfg: TrainConfig, thresholds: bool) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in artifact.model.hf.named_parameters():
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if thresholds:
+        groups.append({"params": [artifact.model.threshold_delta], "weight_decay": 0.0,
+                       "lr": cfg.threshold_lr})
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _schedule(optimizer, total: int, warmup: float):
+    warm = max(1, int(total * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+LossFn = Callable[[ForwardOutput, torch.Tensor, Batch], torch.Tensor]
+
+
+def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage: str,
+              mode: str, loss_fn: LossFn, thresholds: bool) -> StageResult:
+    """The shared training loop, with a progress bar showing loss, accuracy and kept tokens."""
+    model = artifact.model
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    encoded = encode_examples(artifact, train, cfg.max_length)
+    labels = torch.tensor([e.label for e in train])
+    lengths = [e.num_tokens for e in encoded]
+    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
+    total = max(1, int(steps_per_epoch * cfg.epochs))
+    model.threshold_delta.requires_grad_(thresholds)
+    optimizer = _optimizer(artifact, cfg, thresholds)
+    scheduler = _schedule(optimizer, total, cfg.warmup)
+    result = StageResult(stage=stage, steps=total, seconds=0.0)
+    pad_id, device = artifact.tokenizer.pad_token_id, artifact.device
+    model.train()
+    start, kept_sum, token_sum, correct, seen = time.perf_counter(), 0.0, 0.0, 0, 0
+    bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True)
+    step = 0
+    while step < total:
+        for group in training_batches(lengths, cfg.batch_size, rng):
+            if step >= total:
+                break
+            batch = pad_batch([encoded[i] for i in group], pad_id).to(device)
+            y = labels[group].to(device)
+            out = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, mode=mode)
+            loss = loss_fn(out, y, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            result.losses.append(float(loss.detach()))
+            correct += int((out.logits.argmax(-1) == y).sum())
+            seen += len(group)
+            kept_sum += float(out.kept_tokens[:, :-1].sum())
+            token_sum += float(out.input_tokens.sum()) * (out.kept_tokens.shape[1] - 1)
+            bar.set_postfix(loss=f"{_mean(result.losses[-20:]):.3f}", acc=f"{correct / seen:.3f}",
+                            kept=f"{kept_sum / max(token_sum, 1):.2f}")
+            bar.update()
+    bar.close()
+    model.eval()
+    model.threshold_delta.requires_grad_(False)
+    model.sync_config()
+    result.seconds = time.perf_counter() - start
+    result.kept_fraction = kept_sum / max(token_sum, 1)
+    result.thresholds = [float(t) for t in model.thresholds()]
+    log.info("%s: %d steps in %.0f s, kept fraction %.3f", stage, total, result.seconds,
+             result.kept_fraction)
+    return result
+
+
+def finetune(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> StageResult:
+    """Dense fine-tuning of a classifier."""
+    return run_stage(artifact, train, cfg, "finetune", "dense",
+                     lambda out, y, _: F.cross_entropy(out.logits.float(), y), thresholds=False)
+
+
+def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> StageResult:
+    """Learn the thresholds (and adapt the weights) under a soft-mask relaxation."""
+    enc = artifact.model.encoder
+
+    def loss(out: ForwardOutput, y: torch.Tensor, _: Batch) -> torch.Tensor:
+        reg = soft_regularizer(out, cfg.regularizer, enc.hidden_size, enc.intermediate_size)
+        return F.cross_entropy(out.logits.float(), y) + cfg.lam * reg
+
+    return run_stage(artifact, train, cfg, "soft", "soft", loss, thresholds=True)
+
+
+def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
+               teacher: Artifact | None = None) -> StageResult:
+    """Thresholds frozen; fine-tune the weights with tokens really pruned."""
+
+    def loss(out: ForwardOutput, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+        task = F.cross_entropy(out.logits.float(), y)
+        if teacher is None or cfg.distill <= 0:
+            return task
+        with torch.no_grad():
+            ref = teacher.model(batch.input_ids, batch.attention_mask, batch.token_type_ids,
+                                mode="dense").logits.float()
+        t = cfg.distill_temperature
+        kl = F.kl_div(F.log_softmax(out.logits.float() / t, -1), F.softmax(ref / t, -1),
+                      reduction="batchmean") * t * t
+        return (1 - cfg.distill) * task + cfg.distill * kl
+
+    return run_stage(artifact, train, cfg, "hard", "compact", loss, thresholds=False)
