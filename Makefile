@@ -38,11 +38,17 @@ bench: bench-model
 		--min-tokens 128 --max-length 128 --max-examples 256 --json
 
 # the default model (and its dense parent, built first when missing)
-model: setup
+models/sentiment-minilm-ltp/ltp.json: | setup
 	$(LTP) build models/sentiment-minilm-ltp.yaml
+
+model: models/sentiment-minilm-ltp/ltp.json
 
 models: model
 	$(LTP) build models/reviews-minilm-ltp.yaml
+
+# the service on port 8000, every artifact in models/ loaded, sentiment-minilm-ltp the default
+serve: model
+	$(LTP) serve
 
 # accuracy vs relative FLOPs: LTP against top-k and truncation (CSV, PNG and markdown)
 sweep: models

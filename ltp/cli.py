@@ -158,7 +158,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
     from ltp.pipeline import PruneConfig
-    from ltp.sweep import SweepConfig, markdown_table, plot, run_sweep, write_csv
+    from ltp.sweep import SweepConfig, markdown_table, plot, run_sweep
 
     data = load_dataset(args.dataset)
     floats = lambda text: [float(x) for x in text.split(",") if x]  # noqa: E731
@@ -169,10 +169,9 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
                           regularizer=args.regularizer, seed=args.seed),
         topk_finetune=not args.no_topk_finetune,
     )
-    rows = run_sweep(Path(args.model), data, cfg)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "sweep.csv")
+    rows = run_sweep(Path(args.model), data, cfg, csv_path=out / "sweep.csv")
     plot(rows, out / "sweep.png", f"{args.dataset}: accuracy vs FLOPs")
     (out / "sweep.md").write_text(markdown_table(rows) + "\n")
     return {"csv": str(out / "sweep.csv"), "plot": str(out / "sweep.png"), "rows": rows}
@@ -287,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run a subcommand; ``parser`` lets the service add its own (``ltp serve``)."""
+    args = (parser or build_parser()).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -41,11 +41,27 @@ def _row(method: str, setting: str, ev: dict) -> dict:
             "kept_fraction_per_layer": " ".join(f"{x:.3f}" for x in ev["kept_fraction_per_layer"])}
 
 
-def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig) -> list[dict]:
+class _Rows(list):
+    """Rows that are written to the CSV as they come, so a cut-short sweep keeps its data."""
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__()
+        self.path = path
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        log.info("sweep row: %s", row)
+        if self.path is not None:
+            write_csv(self, self.path)
+
+
+def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig,
+              csv_path: Path | None = None) -> list[dict]:
     examples = data.split(cfg.split)
     parent = load_artifact(parent_dir)
-    rows = [_row("dense", "no pruning", evaluate(parent, examples, mode="dense")),
-            _row("dense", "last-layer only", evaluate(parent, examples))]
+    rows = _Rows(csv_path)
+    rows.append(_row("dense", "no pruning", evaluate(parent, examples, mode="dense")))
+    rows.append(_row("dense", "last-layer only", evaluate(parent, examples)))
     for length in cfg.truncate_lengths:
         rows.append(_row("truncation", f"max {length} tokens",
                          evaluate(parent, examples, truncate_to=length)))
@@ -62,8 +78,7 @@ def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig) -> list[d
     for lam in cfg.lambdas:
         pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam))
         rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples)))
-        log.info("sweep row: %s", rows[-1])
-    return rows
+    return list(rows)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

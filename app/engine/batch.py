@@ -1,0 +1,83 @@
+"""The typed objects that flow through the engine: entry -> batch -> batch result."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ltp.text import Encoded
+
+
+@dataclass
+class Entry:
+    """One tokenised sequence waiting for inference; resolved through ``future``."""
+
+    model: str
+    encoded: Encoded
+    enqueued_at: float
+    deadline: float
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    tokenize_seconds: float = 0.0
+
+    @property
+    def num_tokens(self) -> int:
+        return self.encoded.num_tokens
+
+    def abandoned(self) -> bool:
+        """The client gave up (its request was cancelled or already failed)."""
+        return self.future.done()
+
+    def resolve(self, result: SequenceResult | BaseException) -> None:
+        """Hand the result to the waiting request, from any thread."""
+
+        def settle() -> None:
+            if self.future.done():
+                return
+            if isinstance(result, BaseException):
+                self.future.set_exception(result)
+            else:
+                self.future.set_result(result)
+
+        self.loop.call_soon_threadsafe(settle)
+
+
+@dataclass
+class Batch:
+    model: str
+    entries: list[Entry]
+    formed_at: float
+
+    @property
+    def padded_tokens(self) -> int:
+        return len(self.entries) * max(e.num_tokens for e in self.entries)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(e.num_tokens for e in self.entries)
+
+
+@dataclass
+class SequenceResult:
+    """What one sequence gets back from a batch."""
+
+    probabilities: list[float]
+    input_tokens: int
+    kept_tokens_per_layer: list[int]
+    flops: float
+    flops_dense: float
+    queue_seconds: float
+    inference_seconds: float
+    batch_size: int
+
+
+@dataclass
+class BatchStats:
+    """Per-batch figures for metrics."""
+
+    model: str
+    size: int
+    num_tokens: int
+    padded_tokens: int
+    seconds: float
+    results: list[SequenceResult] = field(default_factory=list)

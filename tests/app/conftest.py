@@ -1,0 +1,86 @@
+"""Service fixtures: a models folder of tiny artifacts, an in-process client, a real server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import torch
+import uvicorn
+from fastapi.testclient import TestClient
+from transformers import BertConfig, BertForSequenceClassification
+
+from app.main import create_app
+from app.settings import Settings
+from ltp.artifact import Artifact, ArtifactMeta, save_artifact
+from ltp.config import PruningConfig
+from ltp.model import LTPModel
+from tests.conftest import VOCAB, tiny_tokenizer
+
+
+def make_artifact(folder, labels, final_threshold=0.06, seed=0):
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, num_labels=len(labels))
+    pruning = PruningConfig(num_layers=3, normalizer=16, final_threshold=final_threshold)
+    model = LTPModel(BertForSequenceClassification(cfg).eval(), pruning)
+    save_artifact(Artifact(model, tiny_tokenizer(), ArtifactMeta(labels, pruning, max_length=32)),
+                  folder)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    make_artifact(folder / "tiny-ltp", ["neg", "pos"])
+    make_artifact(folder / "tiny-topics", ["film", "food", "tech"], final_threshold=0.0, seed=1)
+    return folder
+
+
+def settings_for(models_dir, **overrides) -> Settings:
+    base = dict(models_dir=models_dir, default_model="tiny-ltp", device="cpu", max_wait_ms=1.0)
+    return Settings(**(base | overrides))
+
+
+@pytest.fixture
+def client(models_dir):
+    with TestClient(create_app(settings_for(models_dir))) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """uvicorn serving the real app on a loopback port, in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> RunningServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def server(models_dir):
+    with RunningServer(settings_for(models_dir, max_batch_size=16)) as s:
+        yield s

@@ -1,0 +1,54 @@
+"""`ltp serve` as a real process: SIGTERM stops intake, finishes what is queued, exits."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.app.conftest import free_port
+
+
+def start_serve(models_dir, port, *extra):
+    env = os.environ | {"LTP_MAX_WAIT_MS": "400"}  # sequences sit in the queue for a while
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--models-dir", str(models_dir),
+           "--default-model", "tiny-ltp", "--device", "cpu", "--host", "127.0.0.1",
+           "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(proc.stdout.read().decode())
+
+
+def test_sigterm_drains_queued_requests(models_dir):
+    port = free_port()
+    proc = start_serve(models_dir, port)
+    url = f"http://127.0.0.1:{port}"
+
+    async def load():
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            tasks = [asyncio.create_task(client.post("/classify", json={"inputs": f"good film {i}"}))
+                     for i in range(12)]
+            await asyncio.sleep(0.15)  # all sent, waiting in the queue
+            proc.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*tasks)
+
+    try:
+        responses = asyncio.run(load())
+        assert [r.status_code for r in responses] == [200] * 12
+        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        log = proc.stdout.read().decode()
+        assert "Finished server process" in log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
