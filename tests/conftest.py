@@ -82,19 +82,8 @@ def tiny_tokenizer(tmp_path=None):
 @pytest.fixture
 def tiny_artifact_dir(tmp_path):
     """A saved LTP artifact: tiny BERT, 2 labels, thresholds that prune."""
-    from ltp.artifact import Artifact, ArtifactMeta, save_artifact
-    from ltp.config import PruningConfig
-    from ltp.model import LTPModel
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=64, num_labels=2)
-    pruning = PruningConfig(num_layers=3, normalizer=16, final_threshold=0.06)
-    model = LTPModel(BertForSequenceClassification(cfg).eval(), pruning)
-    meta = ArtifactMeta(labels=["neg", "pos"], pruning=pruning, max_length=32)
-    out = tmp_path / "tiny-ltp"
-    save_artifact(Artifact(model, tiny_tokenizer(tmp_path), meta), out)
-    return out
+    make_artifact(tmp_path / "tiny-ltp", ["neg", "pos"])
+    return tmp_path / "tiny-ltp"
 
 
 @pytest.fixture
@@ -117,3 +106,28 @@ def tiny_csv(tmp_path):
             words.insert(rng.randrange(len(words) + 1), rng.choice(positive if i % 2 else negative))
             writer.writerow([" ".join(words), label])
     return path
+
+
+def make_artifact(folder, labels, final_threshold=0.06, seed=0):
+    """Save a tiny BERT LTP artifact (max length 32, thresholds that prune) into ``folder``."""
+    from ltp.artifact import Artifact, ArtifactMeta, save_artifact
+    from ltp.config import PruningConfig
+    from ltp.model import LTPModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, num_labels=len(labels))
+    pruning = PruningConfig(num_layers=3, normalizer=16, final_threshold=final_threshold)
+    model = LTPModel(BertForSequenceClassification(cfg).eval(), pruning)
+    save_artifact(Artifact(model, tiny_tokenizer(), ArtifactMeta(labels, pruning, max_length=32)),
+                  folder)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    make_artifact(folder / "tiny-ltp", ["neg", "pos"])
+    make_artifact(folder / "tiny-topics", ["film", "food", "tech"], final_threshold=0.0, seed=1)
+    return folder
+
+

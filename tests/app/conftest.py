@@ -7,35 +7,11 @@ import threading
 import time
 
 import pytest
-import torch
 import uvicorn
 from fastapi.testclient import TestClient
-from transformers import BertConfig, BertForSequenceClassification
 
 from app.main import create_app
 from app.settings import Settings
-from ltp.artifact import Artifact, ArtifactMeta, save_artifact
-from ltp.config import PruningConfig
-from ltp.model import LTPModel
-from tests.conftest import VOCAB, tiny_tokenizer
-
-
-def make_artifact(folder, labels, final_threshold=0.06, seed=0):
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=64, num_labels=len(labels))
-    pruning = PruningConfig(num_layers=3, normalizer=16, final_threshold=final_threshold)
-    model = LTPModel(BertForSequenceClassification(cfg).eval(), pruning)
-    save_artifact(Artifact(model, tiny_tokenizer(), ArtifactMeta(labels, pruning, max_length=32)),
-                  folder)
-
-
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    make_artifact(folder / "tiny-ltp", ["neg", "pos"])
-    make_artifact(folder / "tiny-topics", ["film", "food", "tech"], final_threshold=0.0, seed=1)
-    return folder
 
 
 def settings_for(models_dir, **overrides) -> Settings:
