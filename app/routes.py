@@ -16,14 +16,17 @@ from app.schemas import ClassifyRequest, ClassifyResponse, ModelInfo, ModelList
 
 router = APIRouter()
 
+# Dependencies are async on purpose: FastAPI runs plain functions in a thread pool, a hop
+# per request that cost more than the checks themselves.
 
-def get_front(request: Request) -> InferenceFront:
+
+async def get_front(request: Request) -> InferenceFront:
     if not getattr(request.app.state, "ready", False):
         raise NotReadyError("models are still loading")
     return request.app.state.front
 
 
-def check_api_key(request: Request) -> None:
+async def check_api_key(request: Request) -> None:
     key = request.app.state.settings.api_key
     if not key:
         return

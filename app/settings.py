@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     # micro-batching
     max_batch_size: int = 32
     max_batch_tokens: int = 8192  # padded tokens per batch: batch size x longest input
-    max_wait_ms: float = 2.0  # how long a batch may wait to fill
+    # how long an idle worker waits for a batch to fill (a busy one lets it grow anyway)
+    max_wait_ms: float = 0.0
     max_queue_sequences: int = 2048  # beyond this, 429
     # limits
     max_inputs: int = 64  # per request

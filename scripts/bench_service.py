@@ -12,11 +12,13 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +52,31 @@ def offline_seq_per_s(model_dir: Path, texts: list[str], batch_size: int, rounds
                 artifact.model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact")
             best = min(best, time.perf_counter() - start)
     return len(texts) / best
+
+
+WRK_SCRIPT = """
+local bodies = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/classify", {["Content-Type"] = "application/json"},
+                    bodies[(i %% #bodies) + 1])
+end
+"""
+
+
+def wrk_seq_per_s(url: str, texts: list[str], concurrency: int, model: str, seconds: int,
+                  work: Path) -> float:
+    """Load from wrk (C, one thread): a client light enough not to be the bottleneck."""
+    bodies = ",".join("[==[" + json.dumps({"inputs": t, "model": model}) + "]==]" for t in texts)
+    script = work / "classify.lua"
+    script.write_text(WRK_SCRIPT % bodies)
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw failed requests:\n{out}")
+    return float(next(line.split()[1] for line in out.splitlines()
+                      if line.startswith("Requests/sec")))
 
 
 async def service_seq_per_s(url: str, texts: list[str], concurrency: int, model: str) -> float:
@@ -100,6 +127,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=int, default=15, help="length of each wrk run")
     args = p.parse_args()
 
     texts = [e.text for e in load_dataset(args.dataset).test][: args.examples]
@@ -123,8 +151,15 @@ def main() -> int:
             time.sleep(0.2)
         rss_idle = rss_mib(proc.pid)
         idle = idle_overhead_ms(url, texts[:100], args.model)
-        service = [asyncio.run(service_seq_per_s(url, texts, args.concurrency, args.model))
-                   for _ in range(args.rounds)]
+        if shutil.which("wrk"):
+            client = "wrk"
+            wrk_seq_per_s(url, texts, args.concurrency, args.model, 3, Path(tempfile.mkdtemp()))
+            service = [wrk_seq_per_s(url, texts, args.concurrency, args.model, args.seconds,
+                                     Path(tempfile.mkdtemp())) for _ in range(args.rounds)]
+        else:
+            client = "httpx"
+            service = [asyncio.run(service_seq_per_s(url, texts, args.concurrency, args.model))
+                       for _ in range(args.rounds)]
         rss_loaded = rss_mib(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -133,7 +168,8 @@ def main() -> int:
                                 args.rounds)
     result = {
         "model": args.model, "dataset": args.dataset, "examples": len(texts),
-        "concurrency": args.concurrency, "service_seq_per_s": max(service),
+        "concurrency": args.concurrency, "load_client": client,
+        "service_seq_per_s": max(service),
         "service_seq_per_s_runs": service, "offline_seq_per_s": offline,
         "service_vs_offline": max(service) / offline, **idle,
         "rss_mib_idle": rss_idle, "rss_mib_after_load": rss_loaded,

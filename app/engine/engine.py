@@ -35,6 +35,7 @@ class Engine:
         self._on_queue = on_queue or (lambda n, t: None)
         self._on_drop = on_drop or (lambda reason, n: None)
         self._arrived = asyncio.Event()
+        self._freed = asyncio.Event()  # a batch finished: the worker is free
         # two permits: the batch running and the one formed beside it, waiting in the slot
         self._slot_free = asyncio.Semaphore(2)
         self._handoff: thread_queue.Queue[Batch | None] = thread_queue.Queue()
@@ -95,28 +96,43 @@ class Engine:
             self._handoff.put(batch)
 
     async def _next_batch(self) -> Batch:
-        """Wait for work, let the batch fill for up to ``max_wait_s``, then form it."""
+        """Wait for work and form the next batch.
+
+        While the worker is busy the batch keeps growing until it is full or the worker is
+        free again: waiting costs nothing then, and larger batches cost less per sequence.
+        An idle worker gets a batch at once, or after at most ``max_wait_s`` for it to fill.
+        """
         while True:
             if not self.queued():
-                self._arrived.clear()
-                await self._arrived.wait()
+                await self._wait(self._arrived)
                 continue
             now = time.monotonic()
             name, q = max(self.queues.items(), key=lambda item: item[1].oldest_age(now))
-            wait = self.max_wait_s - q.oldest_age(now)
             full = len(q) >= self.limits.max_batch_size or q.num_tokens >= self.limits.max_batch_tokens
-            if wait > 0 and not full and self._accepting:
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
-                continue
+            if not full and self._accepting:
+                if self._in_flight > 0:
+                    await self._wait(self._arrived, self._freed)
+                    continue
+                if (wait := self.max_wait_s - q.oldest_age(now)) > 0:
+                    await self._wait(self._arrived, timeout=wait)
+                    continue
             entries, dropped = q.next_batch(time.monotonic())
             self._drop(dropped)
             self._report_queue()
             if entries:
                 return Batch(model=name, entries=entries, formed_at=time.monotonic())
+
+    @staticmethod
+    async def _wait(*events: asyncio.Event, timeout: float | None = None) -> None:
+        """Until one of ``events`` is set (they are cleared first), or the timeout."""
+        for event in events:
+            event.clear()
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
 
     def _drop(self, dropped) -> None:
         for entry in dropped.expired:
@@ -145,3 +161,4 @@ class Engine:
     def _batch_done(self) -> None:
         self._in_flight -= 1
         self._slot_free.release()
+        self._freed.set()

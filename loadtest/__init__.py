@@ -1,0 +1,1 @@
+"""Load tests of the LTP service (Locust) and the report they produce."""

@@ -1,0 +1,311 @@
+"""Headless Locust runs against a URL, with a markdown + PNG report.
+
+    python -m loadtest.run single --url http://127.0.0.1:8000 --users 32 --duration 30 --out reports/load
+    python -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \\
+        --dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --out reports/compare
+
+``single`` runs one load and writes Locust's CSVs, the service's /metrics before and after,
+``report.md`` (requests/s, p50/p95/p99, failures, mean kept tokens, FLOPs saved) and PNG
+plots. ``compare`` starts the service (LTP model and its dense parent) and the naive
+pipeline app, runs the same load against each at each concurrency, and reports the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+
+
+@dataclass
+class LoadResult:
+    target: str
+    users: int
+    duration_s: float
+    requests: int
+    failures: int
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_kept_tokens: float | None = None
+    mean_input_tokens: float | None = None
+    flops_saved: float | None = None
+
+
+def scrape(url: str) -> dict[str, float] | None:
+    """Every sample of /metrics as name{labels} -> value; None where there is none."""
+    try:
+        r = httpx.get(f"{url}/metrics", timeout=5)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    samples = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            samples[f"{s.name}{{{labels}}}"] = s.value
+    return samples
+
+
+def _delta(before: dict, after: dict, prefix: str) -> float:
+    return sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith(prefix + "{"))
+
+
+def pruning_figures(before: dict | None, after: dict | None) -> dict:
+    if not before or not after:
+        return {}
+    kept_n = _delta(before, after, "ltp_kept_tokens_count")
+    if kept_n <= 0:
+        return {}
+    dense = _delta(before, after, "ltp_flops_dense_total")
+    return {
+        "mean_kept_tokens": _delta(before, after, "ltp_kept_tokens_sum") / kept_n,
+        "mean_input_tokens": _delta(before, after, "ltp_input_tokens_sum") / kept_n,
+        "flops_saved": 1 - _delta(before, after, "ltp_flops_total") / dense if dense else None,
+    }
+
+
+def kept_histogram(before: dict | None, after: dict | None) -> list[tuple[float, float]]:
+    """(upper bound, sequences) per bucket of ltp_kept_tokens, over the run."""
+    if not before or not after:
+        return []
+    cumulative: dict[float, float] = {}
+    for key, value in after.items():
+        if key.startswith("ltp_kept_tokens_bucket{"):
+            le = key.split("le=")[1].split(",")[0].rstrip("}")
+            bound = float("inf") if le in ("+Inf", "inf") else float(le)
+            cumulative[bound] = cumulative.get(bound, 0.0) + value - before.get(key, 0.0)
+    bounds = sorted(cumulative)
+    return [(b, cumulative[b] - (cumulative[bounds[i - 1]] if i else 0.0))
+            for i, b in enumerate(bounds)]
+
+
+def run_locust(url: str, users: int, spawn_rate: float, duration_s: int, prefix: Path,
+               env: dict[str, str]) -> None:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
+           "-u", str(users), "-r", str(spawn_rate), "-t", f"{duration_s}s", "--csv", str(prefix),
+           "--csv-full-history", "--only-summary", "--stop-timeout", "10", "--exit-code-on-error", "0"]
+    subprocess.run(cmd, env=os.environ | env, cwd=REPO, check=True, timeout=duration_s + 120,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def read_stats(prefix: Path) -> dict:
+    with open(f"{prefix}_stats.csv") as f:
+        rows = list(csv.DictReader(f))
+    return next(r for r in rows if r["Name"] == "Aggregated")
+
+
+def single(url: str, users: int, spawn_rate: float, duration_s: int, out: Path, target: str,
+           env: dict[str, str]) -> LoadResult:
+    """One headless run; CSVs, metrics snapshots, plots and a report under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    before = scrape(url)
+    prefix = out / "locust"
+    run_locust(url, users, spawn_rate, duration_s, prefix, env)
+    after = scrape(url)
+    for name, snapshot in (("metrics_before.json", before), ("metrics_after.json", after)):
+        (out / name).write_text(json.dumps(snapshot or {}, indent=1))
+    agg = read_stats(prefix)
+    result = LoadResult(
+        target=target, users=users, duration_s=duration_s,
+        requests=int(agg["Request Count"]), failures=int(agg["Failure Count"]),
+        requests_per_s=float(agg["Requests/s"]), p50_ms=float(agg["50%"]),
+        p95_ms=float(agg["95%"]), p99_ms=float(agg["99%"]), **pruning_figures(before, after))
+    plot_run(prefix, kept_histogram(before, after), out, target)
+    (out / "report.md").write_text(report([result], f"Load test: {target}") + "\n")
+    (out / "result.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def plot_run(prefix: Path, kept: list[tuple[float, float]], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(f"{prefix}_stats_history.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+    t0 = int(rows[0]["Timestamp"]) if rows else 0
+    t = [int(r["Timestamp"]) - t0 for r in rows]
+
+    def column(name: str) -> list[float]:
+        return [float(r[name]) if r[name] not in ("N/A", "") else float("nan") for r in rows]
+
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    a.plot(t, column("Requests/s"), label="requests/s")
+    a.set_ylabel("requests/s")
+    for q in ("50%", "95%", "99%"):
+        b.plot(t, column(q), label=f"p{q.rstrip('%')}")
+    b.set_ylabel("latency (ms)")
+    b.set_xlabel("seconds")
+    b.legend()
+    a.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out / "throughput_latency.png", dpi=110)
+    plt.close(fig)
+    if kept:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        labels = [("inf" if b == float("inf") else f"{b:g}") for b, _ in kept]
+        ax.bar(range(len(kept)), [n for _, n in kept], tick_label=labels)
+        ax.set_xlabel("kept tokens after the last pruning layer (bucket upper bound)")
+        ax.set_ylabel("sequences")
+        fig.tight_layout()
+        fig.savefig(out / "kept_tokens.png", dpi=110)
+        plt.close(fig)
+
+
+def _fmt(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def report(results: list[LoadResult], title: str) -> str:
+    lines = [f"# {title}", "",
+             "| target | users | requests | req/s | p50 ms | p95 ms | p99 ms | failures "
+             "| mean kept tokens | mean input tokens | FLOPs saved |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.target} | {r.users} | {r.requests} | {r.requests_per_s:.1f} | "
+                     f"{r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} | {r.failures} | "
+                     f"{_fmt(r.mean_kept_tokens, '.1f')} | {_fmt(r.mean_input_tokens, '.1f')} | "
+                     f"{_fmt(r.flops_saved, '.1%')} |")
+    return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cmd: list[str], url: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=os.environ | env, cwd=REPO, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[:4]} exited; see {log}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{url} did not start; see {log}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def compare(args: argparse.Namespace) -> list[LoadResult]:
+    """The same load against the LTP model, its dense parent, and the naive pipeline app."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models_dir = Path(args.models_dir)
+    service_port, naive_port = free_port(), free_port()
+    service_url, naive_url = f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{naive_port}"
+    results = []
+    servers = []
+    try:
+        servers.append(start_server(
+            [sys.executable, "-m", "app.cli", "serve", "--models-dir", str(models_dir),
+             "--host", "127.0.0.1", "--port", str(service_port)], service_url,
+            {"LTP_MODELS": json.dumps([args.ltp_model, args.dense_model]),
+             "LTP_DEFAULT_MODEL": args.ltp_model}, out / "service.log"))
+        servers.append(start_server(
+            [sys.executable, "-m", "uvicorn", "loadtest.baselines.pipeline_app:app",
+             "--host", "127.0.0.1", "--port", str(naive_port), "--log-level", "warning"],
+            naive_url, {"LTP_BASELINE_MODEL": str(models_dir / args.dense_model)},
+            out / "naive.log"))
+        targets = [("ltp", service_url, args.ltp_model), ("dense", service_url, args.dense_model),
+                   ("naive pipeline", naive_url, "")]
+        for users in [int(u) for u in args.concurrency.split(",")]:
+            for name, url, model in targets:
+                env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": model,
+                       "LTP_LOAD_THINK_S": str(args.think)}
+                folder = out / f"{name.replace(' ', '-')}-u{users}"
+                results.append(single(url, users, max(users / 2, 1), args.duration, folder,
+                                      f"{name} ({model or 'pipeline'})", env))
+                (out / "report.md").write_text(compare_report(results, args) + "\n")
+    finally:
+        for proc in servers:
+            stop_server(proc)
+    return results
+
+
+def compare_report(results: list[LoadResult], args) -> str:
+    text = [report(results, f"LTP vs dense vs naive pipeline on {args.dataset}"), "",
+            f"{args.duration} s per run, think time {args.think} s, traffic from the "
+            f"{args.dataset} test split (20% list requests of 4).", "",
+            "| users | LTP / dense req/s | LTP / naive req/s | LTP p99 / dense p99 |",
+            "|---|---|---|---|"]
+    by_users: dict[int, dict[str, LoadResult]] = {}
+    for r in results:
+        by_users.setdefault(r.users, {})[r.target.split(" (")[0]] = r
+    for users, group in sorted(by_users.items()):
+        ltp, dense, naive = group.get("ltp"), group.get("dense"), group.get("naive pipeline")
+        if not ltp:
+            continue
+        ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
+        text.append(f"| {users} | {ratio(ltp.requests_per_s, dense and dense.requests_per_s)} | "
+                    f"{ratio(ltp.requests_per_s, naive and naive.requests_per_s)} | "
+                    f"{ratio(ltp.p99_ms, dense and dense.p99_ms)} |")
+    return "\n".join(text)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("single", help="one load against a running service")
+    s.add_argument("--url", required=True)
+    s.add_argument("--users", type=int, default=8)
+    s.add_argument("--spawn-rate", type=float, default=4)
+    s.add_argument("--duration", type=int, default=30, help="seconds")
+    s.add_argument("--dataset", default="amazon-food")
+    s.add_argument("--model", default="")
+    s.add_argument("--think", type=float, default=0.0)
+    s.add_argument("--out", required=True)
+    c = sub.add_parser("compare", help="LTP vs dense parent vs naive pipeline app")
+    c.add_argument("--models-dir", default="models")
+    c.add_argument("--dataset", default="amazon-food")
+    c.add_argument("--ltp-model", default="reviews-minilm-ltp")
+    c.add_argument("--dense-model", default="reviews-minilm")
+    c.add_argument("--concurrency", default="1,8,32")
+    c.add_argument("--duration", type=int, default=30)
+    c.add_argument("--think", type=float, default=0.0)
+    c.add_argument("--out", required=True)
+    args = p.parse_args()
+    if args.command == "single":
+        env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": args.model,
+               "LTP_LOAD_THINK_S": str(args.think)}
+        result = single(args.url, args.users, args.spawn_rate, args.duration, Path(args.out),
+                        args.url, env)
+        sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
+    else:
+        compare(args)
+        sys.stdout.write((Path(args.out) / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
