@@ -71,6 +71,16 @@ def _alternate(runs: dict[str, Callable[[], None]], rounds: int, device) -> dict
     return times
 
 
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048,
+                       repeats: int = 10) -> float:
+    """Best GFLOP/s of a square matrix multiply: the practical ceiling of this device."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b), device) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
 def flops_summary(outputs: list[ForwardOutput]) -> dict:
     """Relative FLOPs (paper formula and whole model) and mean kept fraction per layer."""
     n_in = torch.cat([o.input_tokens for o in outputs]).double()
@@ -110,6 +120,10 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig) -> d
 
     n = len(inputs)
     best = {k: min(v) for k, v in throughput.items()}
+    executed = float(sum(o.model_flops.sum() for o in pruned_outputs))  # compact, whole model
+    dense_executed = float(sum(o.model_flops_dense.sum() for o in pruned_outputs))
+    dtype = next(artifact.model.hf.parameters()).dtype
+    peak = matmul_peak_gflops(device, dtype)
     spread = {k: (max(v) - min(v)) / min(v) for k, v in throughput.items()}
     lat = {k: statistics.median(v) / len(singles) * 1e3 for k, v in latency.items()}
     return {
@@ -121,6 +135,10 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig) -> d
         "dense_latency_ms_b1": lat["dense"],
         "pruned_latency_ms_b1": lat["pruned"],
         "latency_speedup_b1": lat["dense"] / lat["pruned"],
+        "pruned_gflops_per_s": executed / best["pruned"] / 1e9,
+        "dense_gflops_per_s": dense_executed / best["dense"] / 1e9,
+        "matmul_peak_gflops_per_s": peak,
+        "pruned_fraction_of_peak": executed / best["pruned"] / 1e9 / peak,
         "timing_spread": spread,
         "batch_size": cfg.batch_size,
         "batches": len(batches),

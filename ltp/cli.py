@@ -168,6 +168,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         prune=PruneConfig(soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
                           regularizer=args.regularizer, seed=args.seed),
         topk_finetune=not args.no_topk_finetune,
+        artifacts=[Path(a) for a in args.artifacts.split(",") if a],
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -268,13 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="dense parent artifact")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="folder for sweep.csv, sweep.png, sweep.md")
-    p.add_argument("--lambdas", default="0.02,0.05,0.1,0.2")
+    p.add_argument("--lambdas", default="0.01,0.03,0.06", help="LTP runs to train ('' for none)")
     p.add_argument("--topk", default="0.5,0.3,0.2,0.1", help="cascade keep-ratio targets")
     p.add_argument("--truncate", default="48,32,24,16", help="truncation lengths")
     p.add_argument("--soft-epochs", type=float, default=1.0)
     p.add_argument("--hard-epochs", type=float, default=1.0)
     p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
     p.add_argument("--no-topk-finetune", action="store_true")
+    p.add_argument("--artifacts", default="", help="LTP artifacts already trained from the "
+                   "same parent, evaluated as more LTP points (comma-separated folders)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sweep)

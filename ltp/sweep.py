@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ltp.artifact import load_artifact
@@ -32,6 +32,7 @@ class SweepConfig:
     prune: PruneConfig
     topk_finetune: bool = True  # also top-k followed by the same hard-stage fine-tune
     split: str = "test"
+    artifacts: list[Path] = field(default_factory=list)  # LTP artifacts already trained
 
 
 def _row(method: str, setting: str, ev: dict) -> dict:
@@ -78,6 +79,11 @@ def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig,
     for lam in cfg.lambdas:
         pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam))
         rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples)))
+    for path in cfg.artifacts:
+        pruned = load_artifact(path)
+        settings = pruned.meta.provenance.get("prune", {})
+        setting = f"lambda {settings.get('lam', '?')}, distill {settings.get('distill', 0)}"
+        rows.append(_row("LTP", setting, evaluate(pruned, examples)))
     return list(rows)
 
 

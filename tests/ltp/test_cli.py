@@ -19,11 +19,13 @@ def test_bench_reports_dense_and_pruned(capsys, tiny_artifact_dir, tiny_csv):
                       "--max-length", "32")
     for key in ("dense_seq_per_s", "pruned_seq_per_s", "speedup", "relative_flops",
                 "relative_model_flops", "dense_latency_ms_b1", "pruned_latency_ms_b1",
-                "kept_fraction_per_layer", "examples", "device", "dtype"):
+                "kept_fraction_per_layer", "examples", "device", "dtype",
+                "pruned_gflops_per_s", "matmul_peak_gflops_per_s", "pruned_fraction_of_peak"):
         assert key in result
     assert 0 < result["relative_flops"] < 1, "the tiny artifact's thresholds prune"
     assert result["examples"] == 64
     assert result["device"] == "cpu"
+    assert result["matmul_peak_gflops_per_s"] > 0 and result["pruned_gflops_per_s"] > 0
 
 
 def test_bench_bf16_reports_difference_from_fp32(capsys, tiny_artifact_dir, tiny_csv):
