@@ -66,17 +66,20 @@ end
 
 
 def wrk_seq_per_s(url: str, texts: list[str], concurrency: int, model: str, seconds: int,
-                  work: Path) -> float:
-    """Load from wrk (C, one thread): a client light enough not to be the bottleneck."""
-    bodies = ",".join("[==[" + json.dumps({"inputs": t, "model": model}) + "]==]" for t in texts)
+                  work: Path, per_request: int = 1) -> float:
+    """Load from wrk (C, one thread): a client light enough not to be the bottleneck.
+    Returns sequences per second (requests x ``per_request`` inputs)."""
+    groups = [texts[i:i + per_request] for i in range(0, len(texts), per_request)]
+    bodies = ",".join("[==[" + json.dumps({"inputs": g if per_request > 1 else g[0],
+                                            "model": model}) + "]==]" for g in groups)
     script = work / "classify.lua"
     script.write_text(WRK_SCRIPT % bodies)
     out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(script),
                           url], capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw failed requests:\n{out}")
-    return float(next(line.split()[1] for line in out.splitlines()
-                      if line.startswith("Requests/sec")))
+    return per_request * float(next(line.split()[1] for line in out.splitlines()
+                                    if line.startswith("Requests/sec")))
 
 
 async def service_seq_per_s(url: str, texts: list[str], concurrency: int, model: str) -> float:
@@ -128,6 +131,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=15, help="length of each wrk run")
+    p.add_argument("--per-request", type=int, default=1, help="inputs per request (wrk load)")
     args = p.parse_args()
 
     texts = [e.text for e in load_dataset(args.dataset).test][: args.examples]
@@ -153,9 +157,10 @@ def main() -> int:
         idle = idle_overhead_ms(url, texts[:100], args.model)
         if shutil.which("wrk"):
             client = "wrk"
-            wrk_seq_per_s(url, texts, args.concurrency, args.model, 3, Path(tempfile.mkdtemp()))
-            service = [wrk_seq_per_s(url, texts, args.concurrency, args.model, args.seconds,
-                                     Path(tempfile.mkdtemp())) for _ in range(args.rounds)]
+            work = Path(tempfile.mkdtemp())
+            wrk_seq_per_s(url, texts, args.concurrency, args.model, 3, work, args.per_request)
+            service = [wrk_seq_per_s(url, texts, args.concurrency, args.model, args.seconds, work,
+                                     args.per_request) for _ in range(args.rounds)]
         else:
             client = "httpx"
             service = [asyncio.run(service_seq_per_s(url, texts, args.concurrency, args.model))
@@ -169,6 +174,7 @@ def main() -> int:
     result = {
         "model": args.model, "dataset": args.dataset, "examples": len(texts),
         "concurrency": args.concurrency, "load_client": client,
+        "inputs_per_request": args.per_request,
         "service_seq_per_s": max(service),
         "service_seq_per_s_runs": service, "offline_seq_per_s": offline,
         "service_vs_offline": max(service) / offline, **idle,
