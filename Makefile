@@ -53,9 +53,11 @@ serve: model
 # accuracy vs relative FLOPs: LTP against top-k and truncation (CSV, PNG and markdown)
 sweep: models
 	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
-		--out reports/sweep-rt-polarity --truncate 40,32,24,16
+		--out reports/sweep-rt-polarity --lambdas 0.015,0.06 \
+		--artifacts models/sentiment-minilm-ltp --topk 0.5,0.25 --truncate 40,32,24,16
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
-		--out reports/sweep-amazon-food --truncate 96,64,48,32
+		--out reports/sweep-amazon-food --lambdas 0.02,0.05 --distill 0.5 \
+		--artifacts models/reviews-minilm-ltp --topk 0.5,0.3 --truncate 128,96,64,48
 
 clean:
 	rm -rf $(VENV) models/*/

@@ -166,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         lambdas=floats(args.lambdas), topk_targets=floats(args.topk),
         truncate_lengths=[int(x) for x in floats(args.truncate)],
         prune=PruneConfig(soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
-                          regularizer=args.regularizer, seed=args.seed),
+                          regularizer=args.regularizer, distill=args.distill, seed=args.seed),
         topk_finetune=not args.no_topk_finetune,
         artifacts=[Path(a) for a in args.artifacts.split(",") if a],
     )
@@ -275,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-epochs", type=float, default=1.0)
     p.add_argument("--hard-epochs", type=float, default=1.0)
     p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
+    p.add_argument("--distill", type=float, default=0.0, help="distillation weight of LTP runs")
     p.add_argument("--no-topk-finetune", action="store_true")
     p.add_argument("--artifacts", default="", help="LTP artifacts already trained from the "
                    "same parent, evaluated as more LTP points (comma-separated folders)")
