@@ -131,6 +131,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
         lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
         soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
         temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
+        soft_style=args.soft_style,
         batch_size=args.batch_size, seed=args.seed,
     )
     artifact = prune_model(args.model, load_dataset(args.dataset), cfg)
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-lr", type=float, default=2e-5)
     p.add_argument("--hard-lr", type=float, default=2e-5)
     p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
+    p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative")
     p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)

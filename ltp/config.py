@@ -12,6 +12,7 @@ Strategy = Literal["threshold", "topk"]
 MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact")
 LAYOUTS: tuple[str, ...] = ("packed", "padded")
 STRATEGIES: tuple[str, ...] = ("threshold", "topk")
+SOFT_STYLES: tuple[str, ...] = ("cumulative", "paper")
 
 
 @dataclass
@@ -37,6 +38,9 @@ class PruningConfig:
     # input's tokens after layer l, by the same importance score).
     strategy: str = "threshold"
     keep_ratios: list[float] | None = None
+    # Soft stage: "cumulative" (keep probabilities multiply across layers and weight tokens
+    # as keys and score rows) or "paper" (each layer's mask multiplies its output).
+    soft_style: str = "cumulative"
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:
@@ -49,6 +53,8 @@ class PruningConfig:
             self.delta = [0.0] * self.num_layers
         if len(self.delta) != self.num_layers:
             raise ValueError(f"delta has {len(self.delta)} values for {self.num_layers} layers")
+        if self.soft_style not in SOFT_STYLES:
+            raise ValueError(f"soft_style must be one of {SOFT_STYLES}, got {self.soft_style!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.strategy == "topk":

@@ -193,13 +193,15 @@ class LTPModel(nn.Module):
     def _run_full(self, x: torch.Tensor, live: torch.Tensor, mode: str):
         """dense / soft / masked: shapes stay (B, T, d).
 
-        Soft mode is the relaxation of masked mode: each token carries a cumulative keep
-        probability (the product of its sigmoid masks so far), which weights it as a key and
-        as a query row of the score; with 0/1 masks it is exactly the masked reference.
+        Soft mode ("cumulative" style) is the relaxation of masked mode: each token carries a
+        cumulative keep probability (the product of its sigmoid masks so far), which weights
+        it as a key and as a query row of the score; with 0/1 masks it is exactly the masked
+        reference. The "paper" style multiplies each layer's mask into its output instead.
         """
         thresholds = self.thresholds()
         n_in, last, heads = live.sum(dim=1), self.encoder.num_layers - 1, self.encoder.num_heads
-        weight = live.float() if mode == "soft" else None  # (B, T) cumulative keep probability
+        cumulative = mode == "soft" and self.pruning.soft_style == "cumulative"
+        weight = live.float() if cumulative else None  # (B, T) cumulative keep probability
         kept, masks = [], []
         for i, parts in enumerate(self.encoder.layers):
             need_probs = mode != "dense" and i < last
@@ -211,10 +213,15 @@ class LTPModel(nn.Module):
             elif i == last:
                 kept.append(torch.ones_like(n_in))
             elif mode == "soft":
-                scores = importance_scores(probs, weight, self.pruning.normalizer)  # (B, T)
-                weight = weight * soft_mask(scores, thresholds[i], self.pruning.temperature, live)
-                masks.append(weight)
-                kept.append((weight.detach() > 0.5).sum(dim=1))
+                rows = weight if cumulative else live
+                scores = importance_scores(probs, rows, self.pruning.normalizer)  # (B, T)
+                mask = soft_mask(scores, thresholds[i], self.pruning.temperature, live)
+                if cumulative:
+                    weight = mask = weight * mask
+                else:  # the paper: the mask multiplies the layer's output
+                    x = x * mask.unsqueeze(-1).to(x.dtype)
+                masks.append(mask)
+                kept.append((mask.detach() > 0.5).sum(dim=1))
             else:
                 scores = importance_scores(probs, live, self.pruning.normalizer)  # (B, T)
                 live = self._keep(i, scores, thresholds[i], live, n_in)

@@ -32,6 +32,7 @@ class PruneConfig:
     # ramp end at the start of the soft stage, in units of the mean score 1/N
     final_threshold_x_mean: float = 1.28
     regularizer: str = "flops"
+    soft_style: str = "cumulative"
     distill: float = 0.0
     batch_size: int = 32
     seed: int = 0
@@ -87,7 +88,7 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     normalizer = artifact.meta.pruning.normalizer
     artifact.model.set_pruning(PruningConfig(
         num_layers=num_layers, normalizer=normalizer, temperature=cfg.temperature,
-        final_threshold=cfg.final_threshold_x_mean / normalizer))
+        final_threshold=cfg.final_threshold_x_mean / normalizer, soft_style=cfg.soft_style))
     soft = soft_stage(artifact, data.train, cfg.stage(max_length, soft=True))
     hard = hard_stage(artifact, data.train, cfg.stage(max_length, soft=False), teacher)
     parent_meta = copy.deepcopy(artifact.meta.provenance)

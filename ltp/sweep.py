@@ -82,7 +82,8 @@ def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig,
     for path in cfg.artifacts:
         pruned = load_artifact(path)
         settings = pruned.meta.provenance.get("prune", {})
-        setting = f"lambda {settings.get('lam', '?')}, distill {settings.get('distill', 0)}"
+        setting = (f"lambda {settings.get('lam', '?')}, {settings.get('regularizer', 'flops')}, "
+                   f"distill {settings.get('distill', 0)}")
         rows.append(_row("LTP", setting, evaluate(pruned, examples)))
     return list(rows)
 

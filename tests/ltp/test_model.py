@@ -87,9 +87,12 @@ def test_each_example_is_pruned_independently_of_its_batch(hf_model, batch):
         torch.testing.assert_close(alone.logits[0], together.logits[row], atol=1e-5, rtol=1e-5)
 
 
-def test_soft_mode_is_differentiable_in_the_thresholds(hf_model, batch):
+@pytest.mark.parametrize("style", ["cumulative", "paper"])
+def test_soft_mode_is_differentiable_in_the_thresholds(hf_model, batch, style):
     ids, mask = batch
-    model = LTPModel(hf_model, pruning_half()).train()
+    pruning = pruning_half()
+    pruning.soft_style = style
+    model = LTPModel(hf_model, pruning).train()
     out = model(ids, mask, mode="soft")
     assert len(out.soft_masks) == 2  # every layer but the last
     loss = out.logits.logsumexp(-1).mean() + sum(m.mean() for m in out.soft_masks)
@@ -108,6 +111,15 @@ def test_thresholds_stay_fp32_in_bf16(hf_model, batch):
     out = run(model, ids, mask, "compact")
     assert out.logits.dtype == torch.bfloat16
     torch.testing.assert_close(out.logits.float(), reference.logits, atol=0.1, rtol=0.1)
+
+
+def test_cumulative_soft_mode_with_sharp_masks_is_the_masked_reference(hf_model, batch):
+    ids, mask = batch
+    pruning = pruning_half()
+    pruning.temperature = 1e-9  # masks become 0/1
+    model = LTPModel(hf_model, pruning).eval()
+    soft, masked = run(model, ids, mask, "soft"), run(model, ids, mask, "masked")
+    torch.testing.assert_close(soft.logits, masked.logits, atol=1e-4, rtol=1e-4)
 
 
 def test_unknown_mode_is_rejected(hf_model, batch):
