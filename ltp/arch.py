@@ -97,46 +97,17 @@ def _distilbert_layer(layer: nn.Module) -> LayerParts:
     )
 
 
-def _bert_encoder(model: nn.Module) -> Encoder:
+def _bert_like_encoder(model: nn.Module, family: str, base: nn.Module,
+                       head: Callable[[torch.Tensor], torch.Tensor]) -> Encoder:
+    """BERT and RoBERTa share layers and config names; they differ in base and head."""
     cfg = model.config
-    base = model.bert
-
-    def embed(input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
-        return base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-
-    def head(cls: torch.Tensor) -> torch.Tensor:
-        pooled = base.pooler(cls.unsqueeze(1))
-        return model.classifier(model.dropout(pooled))
-
-    if base.pooler is None:
-        raise UnsupportedModelError("BERT classifier without a pooler is not supported")
-    return Encoder(
-        family="bert",
-        hidden_size=cfg.hidden_size,
-        num_heads=cfg.num_attention_heads,
-        intermediate_size=cfg.intermediate_size,
-        num_labels=cfg.num_labels,
-        attn_dropout=cfg.attention_probs_dropout_prob,
-        hidden_dropout=cfg.hidden_dropout_prob,
-        embed=embed,
-        layers=[_bert_layer(layer) for layer in base.encoder.layer],
-        head=head,
-    )
-
-
-def _roberta_encoder(model: nn.Module) -> Encoder:
-    cfg = model.config
-    base = model.roberta
 
     def embed(input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         # RoBERTa derives position ids from the padding id, so right padding is required.
         return base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
 
-    def head(cls: torch.Tensor) -> torch.Tensor:
-        return model.classifier(cls.unsqueeze(1))  # the head reads features[:, 0]
-
     return Encoder(
-        family="roberta",
+        family=family,
         hidden_size=cfg.hidden_size,
         num_heads=cfg.num_attention_heads,
         intermediate_size=cfg.intermediate_size,
@@ -147,6 +118,24 @@ def _roberta_encoder(model: nn.Module) -> Encoder:
         layers=[_bert_layer(layer) for layer in base.encoder.layer],
         head=head,
     )
+
+
+def _bert_encoder(model: nn.Module) -> Encoder:
+    if model.bert.pooler is None:
+        raise UnsupportedModelError("BERT classifier without a pooler is not supported")
+
+    def head(cls: torch.Tensor) -> torch.Tensor:
+        pooled = model.bert.pooler(cls.unsqueeze(1))
+        return model.classifier(model.dropout(pooled))
+
+    return _bert_like_encoder(model, "bert", model.bert, head)
+
+
+def _roberta_encoder(model: nn.Module) -> Encoder:
+    def head(cls: torch.Tensor) -> torch.Tensor:
+        return model.classifier(cls.unsqueeze(1))  # the head reads features[:, 0]
+
+    return _bert_like_encoder(model, "roberta", model.roberta, head)
 
 
 def _distilbert_encoder(model: nn.Module) -> Encoder:
