@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
-
-Mode = Literal["dense", "soft", "masked", "compact"]
-Layout = Literal["packed", "padded"]
-Strategy = Literal["threshold", "topk"]
 
 MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact")
 LAYOUTS: tuple[str, ...] = ("packed", "padded")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ltp.artifact import Artifact, from_classifier, load_artifact, provenance, save_artifact
+from ltp.artifact import Artifact, from_classifier, load_artifact, provenance
 from ltp.config import PruningConfig
 from ltp.data import DatasetSplits
 from ltp.evaluate import evaluate
@@ -108,6 +108,3 @@ def with_overrides(cfg, overrides: dict):
         raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
     return replace(cfg, **overrides)
 
-
-__all__ = ["FinetuneConfig", "PruneConfig", "finetune_model", "prune_model", "save_artifact",
-           "split_metrics", "with_overrides"]
