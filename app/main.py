@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                       str(name == settings.default_model).lower()).set(1)
         limits = QueueLimits(max_batch_size=settings.max_batch_size,
                              max_batch_tokens=settings.max_batch_tokens,
-                             max_sequences=settings.max_queue_sequences)
+                             max_sequences=settings.max_queue_sequences,
+                             max_padding_ratio=settings.max_padding_ratio)
         engine = Engine(backend, limits, settings.max_wait_ms / 1e3, on_batch=metrics.record_batch,
                         on_queue=metrics.set_queue,
                         on_drop=lambda reason, n: metrics.rejections.labels(reason).inc(n))

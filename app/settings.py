@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_batch_tokens: int = 8192  # padded tokens per batch: batch size x longest input
     # how long an idle worker waits for a batch to fill (a busy one lets it grow anyway)
     max_wait_ms: float = 0.0
+    max_padding_ratio: float = 0.3  # most of a batch's padded tokens that may be padding
     max_queue_sequences: int = 2048  # beyond this, 429
     # limits
     max_inputs: int = 64  # per request

@@ -6,7 +6,8 @@ a way to tell whether their client is still waiting. The policy:
 * the oldest live entry always rides in the next batch (no starvation);
 * the rest of the batch is filled with the entries closest in length to it (nearest
   bucket first, oldest first within a bucket), while ``batch size x longest`` stays
-  within ``max_batch_tokens`` and the count within ``max_batch_size``;
+  within ``max_batch_tokens``, the count within ``max_batch_size`` and the padding within
+  ``max_padding_ratio`` of the padded tokens;
 * expired entries and entries whose client has gone are removed without being computed.
 """
 
@@ -33,6 +34,9 @@ class QueueLimits:
     max_batch_tokens: int = 8192
     max_sequences: int = 2048
     bucket_width: int = 16  # tokens per length bucket
+    # a sequence joins a batch only if the batch's padding stays at most this fraction of
+    # its padded tokens: pruned attention pays for padded width squared
+    max_padding_ratio: float = 0.3
 
 
 @dataclass
@@ -98,17 +102,20 @@ class BucketQueue:
             return [], dropped
         anchor_key, anchor = next(iter(self._arrival.items()))
         chosen = {anchor_key: anchor}
-        longest = anchor.num_tokens
+        longest, real = anchor.num_tokens, anchor.num_tokens
         for key, entry in self._candidates(anchor.num_tokens // self.limits.bucket_width):
             if len(chosen) >= self.limits.max_batch_size:
                 break
             if key in chosen:
                 continue
             width = max(longest, entry.num_tokens)
-            if width * (len(chosen) + 1) > self.limits.max_batch_tokens:
+            padded = width * (len(chosen) + 1)
+            if padded > self.limits.max_batch_tokens:
+                continue
+            if 1 - (real + entry.num_tokens) / padded > self.limits.max_padding_ratio:
                 continue
             chosen[key] = entry
-            longest = width
+            longest, real = width, real + entry.num_tokens
         return [self._remove(key) for key in chosen], dropped
 
     def _candidates(self, home: int):

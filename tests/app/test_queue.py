@@ -78,3 +78,14 @@ def test_batch_size_limit_and_room():
     batch, _ = q.next_batch(now=5)
     assert len(batch) == 3 and [i.enqueued_at for i in batch] == [0, 1, 2]
     assert q.oldest_age(now=10) == 7
+
+
+def test_padding_cap_keeps_lengths_apart():
+    q = queue(max_batch_size=8, max_batch_tokens=10_000, max_padding_ratio=0.3)
+    for i, n in enumerate([100, 90, 80, 8, 5]):
+        q.put(Item(n, enqueued_at=i))
+    batch, _ = q.next_batch(now=10)
+    # 8 more would make 1 - 278/400 = 30.5% padding
+    assert sorted(i.num_tokens for i in batch) == [80, 90, 100]
+    rest, _ = q.next_batch(now=10)
+    assert sorted(i.num_tokens for i in rest) == [5, 8]
