@@ -16,16 +16,15 @@ import argparse
 import csv
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from loadtest.processes import free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -187,34 +186,15 @@ def report(results: list[LoadResult], title: str) -> str:
     return "\n".join(lines)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(cmd: list[str], url: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=os.environ | env, cwd=REPO, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[:4]} exited; see {log}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{url} did not start; see {log}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+        wait_http(f"{url}/healthz", 180, proc)
+    except RuntimeError:
         proc.kill()
+        raise
+    return proc
 
 
 def compare(args: argparse.Namespace) -> list[LoadResult]:
@@ -249,7 +229,7 @@ def compare(args: argparse.Namespace) -> list[LoadResult]:
                 (out / "report.md").write_text(compare_report(results, args) + "\n")
     finally:
         for proc in servers:
-            stop_server(proc)
+            stop(proc, timeout_s=60)
     return results
 
 

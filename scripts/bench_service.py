@@ -13,8 +13,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,16 +23,11 @@ from pathlib import Path
 import httpx
 import torch
 
+from loadtest.processes import free_port, stop, wait_http
 from ltp.artifact import load_artifact
 from ltp.data import load_dataset
 from ltp.runtime import tune_allocator
 from ltp.text import encode, length_sorted_batches, pad_batch
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def offline_seq_per_s(model_dir: Path, texts: list[str], batch_size: int, rounds: int) -> float:
@@ -143,16 +136,7 @@ def main() -> int:
                              args.models_dir, "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("service did not become ready")
-            time.sleep(0.2)
+        wait_http(f"{url}/readyz", 120, proc)
         rss_idle = rss_mib(proc.pid)
         idle = idle_overhead_ms(url, texts[:100], args.model)
         if shutil.which("wrk"):
@@ -167,8 +151,7 @@ def main() -> int:
                        for _ in range(args.rounds)]
         rss_loaded = rss_mib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        stop(proc, timeout_s=60)
     offline = offline_seq_per_s(Path(args.models_dir) / args.model, texts, args.batch_size,
                                 args.rounds)
     result = {

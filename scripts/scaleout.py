@@ -14,8 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import string
 import subprocess
 import sys
@@ -27,6 +25,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from loadtest.processes import free_port, stop, wait_http
+
 REPO = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = REPO / "deploy" / "nginx" / "ltp.conf.template"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
@@ -34,36 +34,6 @@ PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
 class ScaleoutError(RuntimeError):
     """A check of the scale-out topology failed."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise ScaleoutError(f"{proc.args[0]} exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ScaleoutError(f"{url} did not answer within {timeout_s} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def start(stack: ExitStack, cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:

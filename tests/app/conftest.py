@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from loadtest.processes import free_port
 
 
 def settings_for(models_dir, **overrides) -> Settings:
@@ -23,12 +23,6 @@ def settings_for(models_dir, **overrides) -> Settings:
 def client(models_dir):
     with TestClient(create_app(settings_for(models_dir))) as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RunningServer:

@@ -5,11 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 
-from tests.app.conftest import free_port
+from loadtest.processes import free_port, wait_http
 
 
 def start_serve(models_dir, port, *extra):
@@ -18,15 +17,12 @@ def start_serve(models_dir, port, *extra):
            "--default-model", "tiny-ltp", "--device", "cpu", "--host", "127.0.0.1",
            "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(proc.stdout.read().decode())
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", 60, proc)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc
 
 
 def test_sigterm_drains_queued_requests(models_dir):
