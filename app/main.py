@@ -41,17 +41,10 @@ def load_models(settings: Settings) -> dict[str, Artifact]:
 
 def warm_up(backend: Backend) -> None:
     """A real forward pass per model, at a few lengths, before the service says ready."""
-    import asyncio
-
-    from app.engine.batch import Batch, Entry
-
     for name, artifact in backend.artifacts.items():
         texts = ["warm up " * n for n in (1, 8, 32)]
         for enc in encode(artifact.tokenizer, texts, max_length=artifact.meta.max_length):
-            loop = asyncio.new_event_loop()
-            entry = Entry(name, enc, 0.0, float("inf"), loop.create_future(), loop)
-            backend.run(Batch(model=name, entries=[entry], formed_at=0.0))
-            loop.close()
+            backend.forward(name, [enc])
 
 
 def _handlers(app: FastAPI) -> None:

@@ -8,7 +8,8 @@ import torch
 
 from app.engine.batch import Batch, BatchStats, SequenceResult
 from ltp.artifact import Artifact
-from ltp.text import pad_batch
+from ltp.model import ForwardOutput
+from ltp.text import Encoded, pad_batch
 
 
 class Backend:
@@ -17,15 +18,18 @@ class Backend:
     def __init__(self, artifacts: dict[str, Artifact]) -> None:
         self.artifacts = artifacts
 
-    def run(self, batch: Batch) -> BatchStats:
-        artifact = self.artifacts[batch.model]
-        start = time.perf_counter()
-        inputs = pad_batch([e.encoded for e in batch.entries], artifact.tokenizer.pad_token_id)
-        inputs = inputs.to(artifact.device)
+    def forward(self, model: str, encoded: list[Encoded]) -> tuple[ForwardOutput, torch.Tensor]:
+        """The compact forward of one padded batch; returns its output and probabilities."""
+        artifact = self.artifacts[model]
+        inputs = pad_batch(encoded, artifact.tokenizer.pad_token_id).to(artifact.device)
         with torch.inference_mode():
             out = artifact.model(inputs.input_ids, inputs.attention_mask, inputs.token_type_ids,
                                  mode="compact")
-            probs = out.logits.float().softmax(-1).cpu()
+            return out, out.logits.float().softmax(-1).cpu()
+
+    def run(self, batch: Batch) -> BatchStats:
+        start = time.perf_counter()
+        out, probs = self.forward(batch.model, [e.encoded for e in batch.entries])
         seconds = time.perf_counter() - start
         stats = BatchStats(model=batch.model, size=len(batch.entries), num_tokens=batch.num_tokens,
                            padded_tokens=batch.padded_tokens, seconds=seconds)
