@@ -1,4 +1,10 @@
-"""Hand-set thresholds: pick the ramp's end value that keeps a target fraction of tokens."""
+"""Thresholds set from data rather than learned.
+
+* ``calibrate_ramp``: the ramp's end value that keeps a target fraction of tokens.
+* ``calibrate_schedule``: one threshold per layer so that a sample of inputs keeps a given
+  fraction of tokens after each layer; ``schedule_for_flops`` picks the fractions for a
+  target relative FLOPs. ``ltp prune --target-flops`` starts its stages from these.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,14 @@ import torch
 
 from ltp.artifact import Artifact
 from ltp.config import PruningConfig
+from ltp.flops import dense_kept, encoder_flops
 from ltp.text import Encoded, length_sorted_batches, pad_batch
 
 log = logging.getLogger(__name__)
 
 
-def kept_fraction(artifact: Artifact, inputs: list[Encoded], batch_size: int = 32) -> float:
-    """Mean over layers of (tokens kept after the layer / input tokens), on ``inputs``."""
+def kept_per_layer(artifact: Artifact, inputs: list[Encoded], batch_size: int = 32) -> torch.Tensor:
+    """Tokens kept after each layer / input tokens, over all of ``inputs``, (L,) float64."""
     model, pad_id = artifact.model, artifact.tokenizer.pad_token_id
     kept = torch.zeros(model.encoder.num_layers, dtype=torch.float64)
     total = 0
@@ -24,7 +31,17 @@ def kept_fraction(artifact: Artifact, inputs: list[Encoded], batch_size: int = 3
             out = model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact")
             kept += out.kept_tokens.double().sum(0)
             total += int(out.input_tokens.sum())
-    return float((kept / total).mean())
+    return kept / total
+
+
+def kept_fraction(artifact: Artifact, inputs: list[Encoded]) -> float:
+    """Mean over layers of (tokens kept after the layer / input tokens), on ``inputs``."""
+    return float(kept_per_layer(artifact, inputs).mean())
+
+
+def kept_schedule(artifact: Artifact, inputs: list[Encoded]) -> list[float]:
+    """The kept fractions after each pruning layer, the shape ``calibrate_schedule`` takes."""
+    return [min(1.0, float(k)) for k in kept_per_layer(artifact, inputs)[:-1]]
 
 
 def calibrate_ramp(
@@ -49,3 +66,91 @@ def calibrate_ramp(
     final = PruningConfig(base.num_layers, base.normalizer, (lo + hi) / 2, base.temperature)
     artifact.model.set_pruning(final)
     return final
+
+
+def calibrate_schedule(
+    artifact: Artifact, inputs: list[Encoded], keep: list[float], batch_size: int = 32
+) -> PruningConfig:
+    """Set each layer's threshold so that, over ``inputs``, the tokens kept after layer l are
+    ``keep[l]`` of the input tokens (token-weighted; the last layer is not pruned by
+    thresholds, so it takes no entry).
+
+    Layer by layer: with the thresholds of earlier layers fixed, the threshold of layer l is
+    the score of the k-th best token at that layer over all inputs, k chosen so the count
+    kept (classifier tokens included, which always stay) meets the target. Individual inputs
+    keep more or fewer tokens than the target: that is the point of a threshold.
+    """
+    model, pad_id = artifact.model, artifact.tokenizer.pad_token_id
+    pruning_layers = model.encoder.num_layers - 1
+    if len(keep) != pruning_layers or not all(0.0 < k <= 1.0 for k in keep):
+        raise ValueError(f"need {pruning_layers} keep fractions in (0, 1], got {keep}")
+    base = model.pruning
+    thresholds = [0.0] * model.encoder.num_layers
+    batches = [pad_batch([inputs[i] for i in g], pad_id).to(artifact.device)
+               for g in length_sorted_batches(inputs, batch_size)]
+    total = sum(int(b.attention_mask.sum()) for b in batches)
+    for layer in range(pruning_layers):
+        model.set_pruning(PruningConfig(base.num_layers, base.normalizer, 0.0, base.temperature,
+                                        delta=list(thresholds), soft_style=base.soft_style))
+        candidates, always = [], 0
+        with torch.inference_mode():
+            for b in batches:
+                out = model(b.input_ids, b.attention_mask, b.token_type_ids, mode="masked")
+                scores, live = out.scores[layer]
+                live = live.clone()
+                always += int(live[:, 0].sum())
+                live[:, 0] = False  # the classifier token stays whatever its score
+                candidates.append(scores[live].float().cpu())
+        pool = torch.cat(candidates).sort(descending=True).values
+        wanted = round(keep[layer] * total) - always
+        if keep[layer] >= 1.0 or wanted >= len(pool):
+            thresholds[layer] = 0.0  # scores are >= 0: keep everything
+        elif wanted <= 0:  # only the classifier tokens: just above the best score
+            thresholds[layer] = float(torch.nextafter(pool[0], torch.tensor(float("inf"))))
+        else:  # keep iff score >= threshold: the wanted-th best score
+            thresholds[layer] = float(pool[wanted - 1])
+        log.info("layer %d: threshold %.6f for keep %.3f", layer, thresholds[layer], keep[layer])
+    final = PruningConfig(base.num_layers, base.normalizer, 0.0, base.temperature,
+                          delta=thresholds, soft_style=base.soft_style)
+    model.set_pruning(final)
+    return final
+
+
+def geometric_schedule(rate: float, pruning_layers: int) -> list[float]:
+    """Keep fractions after layers 0..pruning_layers-1: every layer but the first keeps
+    ``rate`` of what entered it (layer 0 keeps everything)."""
+    return [rate**layer for layer in range(pruning_layers)]
+
+
+def schedule_for_flops(artifact: Artifact, lengths: list[int], target: float,
+                       shape: list[float] | None = None, steps: int = 40) -> list[float]:
+    """A keep schedule of relative FLOPs ``target`` (paper formula, on inputs of ``lengths``
+    tokens each keeping that fraction): ``shape`` raised to the power that meets the
+    target, found by bisection. The default shape is geometric (each layer after the
+    first keeps the same fraction of what entered it), and stays geometric under powers;
+    a learned schedule keeps its order between layers."""
+    enc = artifact.model.encoder
+    layers = enc.num_layers
+    shape = geometric_schedule(0.5, layers - 1) if shape is None else list(shape)
+    if len(shape) != layers - 1:
+        raise ValueError(f"need {layers - 1} keep fractions, got {len(shape)}")
+    base = torch.tensor(shape, dtype=torch.float64).clamp(1e-6, 1.0)
+    base[1:] = base[1:].clamp_max(0.999)  # every layer after the first can prune
+    n_in = torch.tensor(lengths, dtype=torch.float64)
+    dense = encoder_flops(enc.hidden_size, enc.intermediate_size, n_in, dense_kept(n_in, layers))
+
+    def relative(power: float) -> float:
+        keep = torch.cat([base**power, torch.zeros(1, dtype=torch.float64)])
+        kept = (n_in[:, None] * keep).clamp_min(1.0)  # the classifier token always stays
+        flops = encoder_flops(enc.hidden_size, enc.intermediate_size, n_in, kept)
+        return float(flops.sum() / dense.sum())
+
+    lo, hi = 1e-3, 1e3  # in log space: relative() falls as the power grows
+    if not relative(hi) < target < relative(lo) or not target < 1.0:
+        raise ValueError(f"target relative FLOPs must be in ({relative(hi):.3f}, "
+                         f"{min(1.0, relative(lo)):.3f}), got {target}")
+    for _ in range(steps):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (lo, mid) if relative(mid) < target else (mid, hi)
+    power = (lo * hi) ** 0.5
+    return [float(k) for k in base**power]

@@ -131,7 +131,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
         lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
         soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
         temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
-        soft_style=args.soft_style,
+        soft_style=args.soft_style, target_flops=args.target_flops,
         batch_size=args.batch_size, seed=args.seed,
     )
     artifact = prune_model(args.model, load_dataset(args.dataset), cfg)
@@ -167,9 +167,12 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         lambdas=floats(args.lambdas), topk_targets=floats(args.topk),
         truncate_lengths=[int(x) for x in floats(args.truncate)],
         prune=PruneConfig(soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
-                          regularizer=args.regularizer, distill=args.distill, seed=args.seed),
+                          regularizer=args.regularizer, distill=args.distill, seed=args.seed,
+                          lam=args.lam, threshold_lr=args.threshold_lr,
+                          temperature=args.temperature),
         topk_finetune=not args.no_topk_finetune,
         artifacts=[Path(a) for a in args.artifacts.split(",") if a],
+        flops_targets=floats(args.targets),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -237,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--lambda", dest="lam", type=float, default=0.05, help="pruning strength")
-    p.add_argument("--temperature", type=float, default=1e-3)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="soft-mask temperature (default 1e-3; with a FLOPs target, a tenth "
+                        "of the mean calibrated threshold)")
     p.add_argument("--threshold-lr", type=float, default=1e-3)
     p.add_argument("--soft-epochs", type=float, default=1.0)
     p.add_argument("--hard-epochs", type=float, default=1.0)
@@ -246,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
     p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative")
     p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
+    p.add_argument("--target-flops", type=float,
+                   help="start from thresholds calibrated to this relative FLOPs; the soft "
+                        "stage then only penalises FLOPs above it (--soft-epochs 0 skips it)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -272,11 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="folder for sweep.csv, sweep.png, sweep.md")
     p.add_argument("--lambdas", default="0.01,0.03,0.06", help="LTP runs to train ('' for none)")
+    p.add_argument("--targets", default="", help="LTP runs with these relative-FLOPs targets, "
+                   "each with top-k on the same keep schedule")
     p.add_argument("--topk", default="0.5,0.3,0.2,0.1", help="cascade keep-ratio targets")
     p.add_argument("--truncate", default="48,32,24,16", help="truncation lengths")
     p.add_argument("--soft-epochs", type=float, default=1.0)
     p.add_argument("--hard-epochs", type=float, default=1.0)
     p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.05,
+                   help="penalty weight of the --targets runs' soft stage")
+    p.add_argument("--threshold-lr", type=float, default=1e-3)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="soft-mask temperature (default 1e-3; with a FLOPs target, a tenth "
+                        "of the mean calibrated threshold)")
     p.add_argument("--distill", type=float, default=0.0, help="distillation weight of LTP runs")
     p.add_argument("--no-topk-finetune", action="store_true")
     p.add_argument("--artifacts", default="", help="LTP artifacts already trained from the "

@@ -53,6 +53,9 @@ class ForwardOutput:
     # soft mode only: per pruning layer, the (B, T) masks and the live mask they apply to
     soft_masks: list[torch.Tensor] = field(default_factory=list)
     live: torch.Tensor | None = None
+    # masked mode only: per pruning layer, the (B, T) importance scores and the live tokens
+    # they were computed over (before that layer's keep rule)
+    scores: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 class LTPModel(nn.Module):
@@ -119,13 +122,16 @@ class LTPModel(nn.Module):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         live = attention_mask.bool()
         x = self.encoder.embed(input_ids, token_type_ids)  # (B, T, d)
+        scores: list[tuple[torch.Tensor, torch.Tensor]] = []
         if mode == "compact":
             cls, kept = self._run_compact(x, live, LAYOUTS[layout])
             masks: list[torch.Tensor] = []
         else:
-            cls, kept, masks = self._run_full(x, live, mode)
+            cls, kept, masks = self._run_full(x, live, mode, scores)
         logits = self.encoder.head(cls)
-        return self._output(logits, live.sum(dim=1).cpu(), kept.cpu(), mode, masks, live)
+        out = self._output(logits, live.sum(dim=1).cpu(), kept.cpu(), mode, masks, live)
+        out.scores = scores
+        return out
 
     def _output(self, logits, n_in, kept, mode, masks, live) -> ForwardOutput:
         enc = self.encoder
@@ -190,7 +196,8 @@ class LTPModel(nn.Module):
             return self.pruning.keep_ratios[layer] < 1.0
         return bool(threshold > 0)
 
-    def _run_full(self, x: torch.Tensor, live: torch.Tensor, mode: str):
+    def _run_full(self, x: torch.Tensor, live: torch.Tensor, mode: str,
+                  scores_out: list[tuple[torch.Tensor, torch.Tensor]]):
         """dense / soft / masked: shapes stay (B, T, d).
 
         Soft mode ("cumulative" style) is the relaxation of masked mode: each token carries a
@@ -224,6 +231,7 @@ class LTPModel(nn.Module):
                 kept.append((mask.detach() > 0.5).sum(dim=1))
             else:
                 scores = importance_scores(probs, live, self.pruning.normalizer)  # (B, T)
+                scores_out.append((scores, live))
                 live = self._keep(i, scores, thresholds[i], live, n_in)
                 kept.append(live.sum(dim=1))
         return x[:, 0], torch.stack(kept, dim=1), masks

@@ -1,4 +1,9 @@
-"""Accuracy against relative FLOPs: LTP at several lambdas against top-k and truncation.
+"""Accuracy against relative FLOPs: LTP against top-k and truncation.
+
+LTP points come from lambdas (the paper's knob) and from relative-FLOPs targets
+(calibrated thresholds, budgeted soft stage, hard stage). For every FLOPs target, top-k runs
+with the keep schedule the LTP hard stage started from, and the same fine-tune: the two
+then differ only in a threshold against a fixed quota per input.
 
 Every method starts from the same dense parent and is charged against the same dense
 reference; every method gets the last-layer trick (only the classifier token runs the last
@@ -33,6 +38,7 @@ class SweepConfig:
     topk_finetune: bool = True  # also top-k followed by the same hard-stage fine-tune
     split: str = "test"
     artifacts: list[Path] = field(default_factory=list)  # LTP artifacts already trained
+    flops_targets: list[float] = field(default_factory=list)
 
 
 def _row(method: str, setting: str, ev: dict) -> dict:
@@ -66,26 +72,45 @@ def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig,
     for length in cfg.truncate_lengths:
         rows.append(_row("truncation", f"max {length} tokens",
                          evaluate(parent, examples, truncate_to=length)))
-    num_layers = parent.model.encoder.num_layers
-    for target in cfg.topk_targets:
-        topk = PruningConfig.cascade(num_layers, target, normalizer=parent.meta.pruning.normalizer)
+    num_layers, normalizer = parent.model.encoder.num_layers, parent.meta.pruning.normalizer
+    teacher = parent if cfg.prune.distill > 0 else None
+
+    def topk_rows(ratios: list[float], setting: str) -> None:
+        topk = PruningConfig(num_layers, normalizer, strategy="topk", keep_ratios=ratios)
         parent.model.set_pruning(topk)
-        rows.append(_row("top-k", f"cascade to {target}", evaluate(parent, examples)))
-        if cfg.topk_finetune:
+        rows.append(_row("top-k", setting, evaluate(parent, examples)))
+        if cfg.topk_finetune:  # LTP's hard stage, distillation included (dense teacher)
             tuned = load_artifact(parent_dir)
             tuned.model.set_pruning(topk)
-            hard_stage(tuned, data.train, cfg.prune.stage(tuned.meta.max_length, soft=False))
-            rows.append(_row("top-k + fine-tune", f"cascade to {target}", evaluate(tuned, examples)))
+            hard_stage(tuned, data.train, cfg.prune.stage(tuned.meta.max_length, soft=False),
+                       teacher)
+            rows.append(_row("top-k + fine-tune", setting, evaluate(tuned, examples)))
+
+    for target in cfg.topk_targets:
+        topk_rows(PruningConfig.cascade(num_layers, target).keep_ratios, f"cascade to {target}")
     for lam in cfg.lambdas:
-        pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam))
+        pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam, target_flops=None))
         rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples)))
+    for target in cfg.flops_targets:
+        pruned = prune_model(parent_dir, data, replace(cfg.prune, target_flops=target))
+        rows.append(_row("LTP", _setting(pruned.meta.provenance["prune"]),
+                         evaluate(pruned, examples)))
+        keep = pruned.meta.provenance["calibration"]["hard_start_keep"]
+        topk_rows([*keep, 1.0], f"LTP's schedule for FLOPs {target}")
     for path in cfg.artifacts:
         pruned = load_artifact(path)
-        settings = pruned.meta.provenance.get("prune", {})
-        setting = (f"lambda {settings.get('lam', '?')}, {settings.get('regularizer', 'flops')}, "
-                   f"distill {settings.get('distill', 0)}")
-        rows.append(_row("LTP", setting, evaluate(pruned, examples)))
+        rows.append(_row("LTP", _setting(pruned.meta.provenance.get("prune", {})),
+                         evaluate(pruned, examples)))
     return list(rows)
+
+
+def _setting(prune: dict) -> str:
+    """How an LTP artifact was pruned, in a few words."""
+    if prune.get("target_flops") is not None:
+        soft = "soft stage" if prune.get("soft_epochs", 1) > 0 else "no soft stage"
+        return f"FLOPs target {prune['target_flops']}, {soft}, distill {prune.get('distill', 0)}"
+    return (f"lambda {prune.get('lam', '?')}, {prune.get('regularizer', 'flops')}, "
+            f"distill {prune.get('distill', 0)}")
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -43,6 +43,8 @@ class TrainConfig:
     lam: float = 0.05
     threshold_lr: float = 1e-3
     regularizer: str = "flops"
+    # soft stage budget: penalise only the soft relative FLOPs above this (None: all of it)
+    target_flops: float | None = None
     # hard stage: weight of the KL term towards the dense parent's logits (0: off)
     distill: float = 0.0
     distill_temperature: float = 2.0
@@ -204,6 +206,8 @@ def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> St
 
     def loss(out: ForwardOutput, y: torch.Tensor, _: Batch) -> torch.Tensor:
         reg = soft_regularizer(out, cfg.regularizer, enc.hidden_size, enc.intermediate_size)
+        if cfg.target_flops is not None:  # a budget: only the excess over it is penalised
+            reg = F.relu(reg - cfg.target_flops * enc.num_layers)
         return F.cross_entropy(out.logits.float(), y) + cfg.lam * reg
 
     return run_stage(artifact, train, cfg, "soft", "soft", loss, thresholds=True)

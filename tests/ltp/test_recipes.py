@@ -68,10 +68,14 @@ def test_sweep_writes_csv_plot_and_table(tmp_path, tiny_base, tiny_csv, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", "--model", str(models / "toy"), "--dataset", str(tiny_csv),
                  "--out", str(out), "--lambdas", "0.5", "--topk", "0.5", "--truncate", "8",
-                 "--soft-epochs", "1", "--hard-epochs", "1", "--json"]) == 0
+                 "--targets", "0.6", "--soft-epochs", "1", "--hard-epochs", "1",
+                 "--distill", "0.5", "--json"]) == 0
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     methods = [r["method"] for r in rows]
-    assert methods == ["dense", "dense", "truncation", "top-k", "top-k + fine-tune", "LTP"]
+    assert methods == ["dense", "dense", "truncation", "top-k", "top-k + fine-tune", "LTP",
+                       "LTP", "top-k", "top-k + fine-tune"]
+    assert rows[6]["setting"] == "FLOPs target 0.6, soft stage, distill 0.5"
+    assert rows[7]["setting"] == rows[8]["setting"] == "LTP's schedule for FLOPs 0.6"
     assert float(rows[0]["relative_flops"]) == pytest.approx(1.0)
     assert all(float(r["relative_flops"]) < 1.0 for r in rows[1:])
     assert (out / "sweep.png").stat().st_size > 1000
