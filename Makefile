@@ -53,11 +53,13 @@ serve: model
 # accuracy vs relative FLOPs: LTP against top-k and truncation (CSV, PNG and markdown)
 sweep: models
 	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
-		--out reports/sweep-rt-polarity --lambdas 0.015,0.06 \
+		--out reports/sweep-rt-polarity --lambdas '' --targets 0.55 --distill 0.5 \
+		--threshold-lr 1e-4 \
 		--artifacts models/sentiment-minilm-ltp --topk 0.5,0.25 --truncate 40,32,24,16
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
-		--out reports/sweep-amazon-food --lambdas 0.02,0.05 --distill 0.5 \
-		--artifacts models/reviews-minilm-ltp --topk 0.5,0.3 --truncate 128,96,64,48
+		--out reports/sweep-amazon-food --lambdas '' --targets 0.4,0.55 --distill 0.5 \
+		--threshold-lr 1e-4 \
+		--artifacts models/reviews-minilm-ltp --topk 0.3 --truncate 128,96,64,48
 
 # every performance figure of the README's performance section, into reports/
 perf: models bench-model
@@ -65,8 +67,13 @@ perf: models bench-model
 		--min-tokens 128 --max-length 128 --max-examples 256 --json > reports/bench-minilm-half.json
 	$(PY) scripts/bench_service.py --model sentiment-minilm-ltp --dataset rt-polarity \
 		> reports/service-bench-rt-polarity.json
+	$(LTP) bench models/reviews-minilm-ltp --dataset amazon-food --batch-size 32 \
+		--max-length 256 --max-examples 256 --json > reports/bench-reviews-minilm-ltp.json
 	$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
-		--dense-model reviews-minilm --concurrency 1,8,32 --duration 20 --out reports/load-amazon-food
+		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --out reports/load-amazon-food
+	$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
+		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 \
+		--out reports/load-amazon-food-run2
 	$(PY) scripts/bench_matrix.py models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/bench-matrix-amazon-food.md
 
