@@ -57,8 +57,8 @@ sweep: models
 		--threshold-lr 1e-4 \
 		--artifacts models/sentiment-minilm-ltp --topk 0.5,0.25 --truncate 40,32,24,16
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
-		--out reports/sweep-amazon-food --lambdas '' --targets 0.4,0.55 --distill 0.5 \
-		--threshold-lr 1e-4 \
+		--out reports/sweep-amazon-food --lambdas '' --targets 0.4 --distill 0.5 \
+		--threshold-lr 1e-4 --score-norm median \
 		--artifacts models/reviews-minilm-ltp --topk 0.3 --truncate 128,96,64,48
 
 # every performance figure of the README's performance section, into reports/

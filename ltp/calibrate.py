@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import torch
 
@@ -57,13 +58,11 @@ def calibrate_ramp(
     lo, hi = 0.0, 20.0 / base.normalizer
     for _ in range(steps):
         mid = (lo + hi) / 2
-        artifact.model.set_pruning(
-            PruningConfig(base.num_layers, base.normalizer, mid, base.temperature)
-        )
+        artifact.model.set_pruning(replace(base, final_threshold=mid, delta=None))
         frac = kept_fraction(artifact, inputs)
         log.info("final_threshold=%.5f kept_fraction=%.3f", mid, frac)
         lo, hi = (mid, hi) if frac > target else (lo, mid)
-    final = PruningConfig(base.num_layers, base.normalizer, (lo + hi) / 2, base.temperature)
+    final = replace(base, final_threshold=(lo + hi) / 2, delta=None)
     artifact.model.set_pruning(final)
     return final
 
@@ -90,8 +89,7 @@ def calibrate_schedule(
                for g in length_sorted_batches(inputs, batch_size)]
     total = sum(int(b.attention_mask.sum()) for b in batches)
     for layer in range(pruning_layers):
-        model.set_pruning(PruningConfig(base.num_layers, base.normalizer, 0.0, base.temperature,
-                                        delta=list(thresholds), soft_style=base.soft_style))
+        model.set_pruning(replace(base, final_threshold=0.0, delta=list(thresholds)))
         candidates, always = [], 0
         with torch.inference_mode():
             for b in batches:
@@ -110,8 +108,7 @@ def calibrate_schedule(
         else:  # keep iff score >= threshold: the wanted-th best score
             thresholds[layer] = float(pool[wanted - 1])
         log.info("layer %d: threshold %.6f for keep %.3f", layer, thresholds[layer], keep[layer])
-    final = PruningConfig(base.num_layers, base.normalizer, 0.0, base.temperature,
-                          delta=thresholds, soft_style=base.soft_style)
+    final = replace(base, final_threshold=0.0, delta=thresholds)
     model.set_pruning(final)
     return final
 

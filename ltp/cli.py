@@ -131,7 +131,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
         lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
         soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
         temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
-        soft_style=args.soft_style, target_flops=args.target_flops,
+        soft_style=args.soft_style, target_flops=args.target_flops, score_norm=args.score_norm,
         batch_size=args.batch_size, seed=args.seed,
     )
     artifact = prune_model(args.model, load_dataset(args.dataset), cfg)
@@ -169,7 +169,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         prune=PruneConfig(soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
                           regularizer=args.regularizer, distill=args.distill, seed=args.seed,
                           lam=args.lam, threshold_lr=args.threshold_lr,
-                          temperature=args.temperature),
+                          temperature=args.temperature, score_norm=args.score_norm),
         topk_finetune=not args.no_topk_finetune,
         artifacts=[Path(a) for a in args.artifacts.split(",") if a],
         flops_targets=floats(args.targets),
@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
     p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative")
     p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
+    p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed",
+                   help="importance score scale: fixed 1/N (the paper's) or per input by the "
+                        "median token (short inputs are not pruned harder than long ones)")
     p.add_argument("--target-flops", type=float,
                    help="start from thresholds calibrated to this relative FLOPs; the soft "
                         "stage then only penalises FLOPs above it (--soft-epochs 0 skips it)")
@@ -293,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None,
                    help="soft-mask temperature (default 1e-3; with a FLOPs target, a tenth "
                         "of the mean calibrated threshold)")
+    p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed")
     p.add_argument("--distill", type=float, default=0.0, help="distillation weight of LTP runs")
     p.add_argument("--no-topk-finetune", action="store_true")
     p.add_argument("--artifacts", default="", help="LTP artifacts already trained from the "

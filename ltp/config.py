@@ -8,6 +8,7 @@ MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact")
 LAYOUTS: tuple[str, ...] = ("packed", "padded")
 STRATEGIES: tuple[str, ...] = ("threshold", "topk")
 SOFT_STYLES: tuple[str, ...] = ("cumulative", "paper")
+SCORE_NORMS: tuple[str, ...] = ("fixed", "median")
 
 
 @dataclass
@@ -36,6 +37,9 @@ class PruningConfig:
     # Soft stage: "cumulative" (keep probabilities multiply across layers and weight tokens
     # as keys and score rows) or "paper" (each layer's mask multiplies its output).
     soft_style: str = "cumulative"
+    # Score scale: "fixed" (attention received / (heads x N), the paper's) or "median"
+    # (each input's scores divided by its median live token's; see pruning.importance_scores)
+    score_norm: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:
@@ -50,6 +54,8 @@ class PruningConfig:
             raise ValueError(f"delta has {len(self.delta)} values for {self.num_layers} layers")
         if self.soft_style not in SOFT_STYLES:
             raise ValueError(f"soft_style must be one of {SOFT_STYLES}, got {self.soft_style!r}")
+        if self.score_norm not in SCORE_NORMS:
+            raise ValueError(f"score_norm must be one of {SCORE_NORMS}, got {self.score_norm!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.strategy == "topk":

@@ -183,6 +183,9 @@ class LTPModel(nn.Module):
 
     # -- dense / soft / masked: shapes stay (B, T, d) ------------------------------------
 
+    def _scores(self, probs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return importance_scores(probs, rows, self.pruning.normalizer, self.pruning.score_norm)
+
     def _keep(self, layer: int, scores, threshold, live, n_in) -> torch.Tensor:
         """The hard keep set after ``layer``: threshold rule, or top-k for the baseline."""
         if self.pruning.strategy == "topk":
@@ -221,7 +224,7 @@ class LTPModel(nn.Module):
                 kept.append(torch.ones_like(n_in))
             elif mode == "soft":
                 rows = weight if cumulative else live
-                scores = importance_scores(probs, rows, self.pruning.normalizer)  # (B, T)
+                scores = self._scores(probs, rows)  # (B, T)
                 mask = soft_mask(scores, thresholds[i], self.pruning.temperature, live)
                 if cumulative:
                     weight = mask = weight * mask
@@ -230,7 +233,7 @@ class LTPModel(nn.Module):
                 masks.append(mask)
                 kept.append((mask.detach() > 0.5).sum(dim=1))
             else:
-                scores = importance_scores(probs, live, self.pruning.normalizer)  # (B, T)
+                scores = self._scores(probs, live)  # (B, T)
                 scores_out.append((scores, live))
                 live = self._keep(i, scores, thresholds[i], live, n_in)
                 kept.append(live.sum(dim=1))
@@ -258,7 +261,7 @@ class LTPModel(nn.Module):
         ctx = ctx.transpose(1, 2)  # (B, T, H, dh)
         parts = self.encoder.layers[i]
         if can_prune:
-            scores = importance_scores(probs, live, self.pruning.normalizer)  # (B, T)
+            scores = self._scores(probs, live)  # (B, T)
             keep = self._keep(i, scores, threshold, live, n_in)
         if not can_prune or torch.equal(keep, live):  # nothing dropped: no gather needed
             return self._finish(parts, layout.rows(ctx, live).flatten(-2), rows), live

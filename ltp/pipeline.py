@@ -37,6 +37,8 @@ class PruneConfig:
     final_threshold_x_mean: float = 1.28
     regularizer: str = "flops"
     soft_style: str = "cumulative"
+    # "fixed" (the paper's score scale) or "median" (per-input; see importance_scores)
+    score_norm: str = "fixed"
     distill: float = 0.0
     # Start from thresholds calibrated (on a sample of the training set) to this relative
     # FLOPs; the soft stage (if any) then keeps the soft FLOPs at or below it: the penalty is
@@ -112,7 +114,7 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     ramp_end = 0.0 if cfg.target_flops is not None else cfg.final_threshold_x_mean / normalizer
     artifact.model.set_pruning(PruningConfig(
         num_layers=num_layers, normalizer=normalizer, temperature=cfg.temperature or 1e-3,
-        final_threshold=ramp_end, soft_style=cfg.soft_style))
+        final_threshold=ramp_end, soft_style=cfg.soft_style, score_norm=cfg.score_norm))
     calibration = inputs = None
     if cfg.target_flops is not None:
         sample = random.Random(cfg.seed).sample(data.train, min(cfg.calibration_examples,

@@ -50,17 +50,32 @@ def attend(
     return torch.matmul(weights.to(v.dtype), v), probs  # (B, H, Tq, dh)
 
 
-def importance_scores(probs: torch.Tensor, query_live: torch.Tensor, normalizer: int) -> torch.Tensor:
+def importance_scores(probs: torch.Tensor, query_live: torch.Tensor, normalizer: int,
+                      norm: str = "fixed") -> torch.Tensor:
     """Attention each token receives, summed over heads and live query rows, / (H * N).
 
     probs: (B, H, T, T) fp32; query_live: (B, T) bool, or soft keep weights. Returns (B, T)
     fp32. The mean score of the live tokens is 1/N whatever the input length, so one
     threshold fits all lengths.
+
+    ``norm="median"`` rescales each input's scores so that its median live token (the
+    classifier token left out) scores 1/N. The special tokens take a share of the attention
+    that does not shrink with the length, so with the fixed scale the content tokens of a
+    short input score lower than those of a long one, and one threshold prunes short
+    inputs harder; the median is not moved by a few such sinks.
     """
     b, heads, tq, t = probs.shape
     weights = query_live.to(probs.dtype).repeat(1, heads).unsqueeze(1)  # (B, 1, H*Tq)
-    received = torch.bmm(weights, probs.reshape(b, heads * tq, t))  # (B, 1, T)
-    return received.squeeze(1) / (heads * normalizer)
+    received = torch.bmm(weights, probs.reshape(b, heads * tq, t)).squeeze(1)  # (B, T)
+    if norm == "fixed":
+        return received / (heads * normalizer)
+    if norm != "median":
+        raise ValueError(f"score norm must be 'fixed' or 'median', got {norm!r}")
+    live = query_live > 0.5 if query_live.dtype != torch.bool else query_live.clone()
+    live[:, 0] = False
+    median = received.masked_fill(~live, float("nan")).nanmedian(dim=1).values
+    median = torch.nan_to_num(median, nan=1.0).clamp_min(1e-12)  # inputs of [CLS] alone
+    return received / (median[:, None] * normalizer)
 
 
 def keep_mask(scores: torch.Tensor, threshold: torch.Tensor, live: torch.Tensor) -> torch.Tensor:

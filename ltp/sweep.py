@@ -108,7 +108,9 @@ def _setting(prune: dict) -> str:
     """How an LTP artifact was pruned, in a few words."""
     if prune.get("target_flops") is not None:
         soft = "soft stage" if prune.get("soft_epochs", 1) > 0 else "no soft stage"
-        return f"FLOPs target {prune['target_flops']}, {soft}, distill {prune.get('distill', 0)}"
+        scores = ", median scores" if prune.get("score_norm") == "median" else ""
+        return (f"FLOPs target {prune['target_flops']}{scores}, {soft}, "
+                f"distill {prune.get('distill', 0)}")
     return (f"lambda {prune.get('lam', '?')}, {prune.get('regularizer', 'flops')}, "
             f"distill {prune.get('distill', 0)}")
 

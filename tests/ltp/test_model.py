@@ -45,6 +45,38 @@ def test_compact_equals_masked_reference(hf_model, batch, layout):
     assert (compact.kept_tokens[:, 0] < compact.input_tokens).any()
 
 
+@pytest.mark.parametrize("layout", ["packed", "padded"])
+def test_median_scores_compact_equals_masked_reference(hf_model, batch, layout):
+    ids, mask = batch
+    pruning = pruning_half()
+    pruning.score_norm = "median"
+    model = LTPModel(hf_model, pruning).eval()
+    masked = run(model, ids, mask, "masked")
+    compact = run(model, ids, mask, "compact", layout)
+    assert torch.equal(masked.kept_tokens, compact.kept_tokens)
+    torch.testing.assert_close(compact.logits, masked.logits, atol=1e-5, rtol=1e-5)
+    assert (compact.kept_tokens[:, 0] < compact.input_tokens).any()
+    # every input's median live token (classifier token aside) scores exactly 1/N
+    scores, live = masked.scores[0]
+    for row in range(len(ids)):
+        rest = scores[row][live[row]][1:]
+        if len(rest):
+            assert float(rest.median()) == pytest.approx(1.0 / NORMALIZER, rel=1e-5)
+
+
+def test_median_scores_do_not_depend_on_an_inputs_scale():
+    from ltp.pruning import importance_scores
+
+    probs = torch.softmax(torch.randn(2, 4, 6, 6), dim=-1)
+    live = torch.ones(2, 6, dtype=torch.bool)
+    fixed = importance_scores(probs, live, 16)
+    median = importance_scores(probs, live, 16, "median")
+    ratio = median / fixed
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio)), "one factor per input"
+    with pytest.raises(ValueError, match="score norm"):
+        importance_scores(probs, live, 16, "mean")
+
+
 def test_kept_counts_are_sane(hf_model, batch):
     ids, mask = batch
     out = run(LTPModel(hf_model, pruning_half()).eval(), ids, mask, "compact")
