@@ -54,7 +54,7 @@ serve: model
 sweep: models
 	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
 		--out reports/sweep-rt-polarity --lambdas '' --targets 0.55 --distill 0.5 \
-		--threshold-lr 1e-4 \
+		--threshold-lr 1e-4 --score-norm median \
 		--artifacts models/sentiment-minilm-ltp --topk 0.5,0.25 --truncate 40,32,24,16
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
 		--out reports/sweep-amazon-food --lambdas '' --targets 0.4 --distill 0.5 \
