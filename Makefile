@@ -69,11 +69,11 @@ perf: models bench-model
 		> reports/service-bench-rt-polarity.json
 	$(LTP) bench models/reviews-minilm-ltp --dataset amazon-food --batch-size 32 \
 		--max-length 256 --max-examples 256 --json > reports/bench-reviews-minilm-ltp.json
-	$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
-		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --out reports/load-amazon-food
-	$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
-		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 \
-		--out reports/load-amazon-food-run2
+	for out in load-amazon-food load-amazon-food-run2; do \
+		$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
+			--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 \
+			--out reports/$$out || exit 1; \
+	done
 	$(PY) scripts/bench_matrix.py models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/bench-matrix-amazon-food.md
 

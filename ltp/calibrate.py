@@ -16,20 +16,25 @@ import torch
 from ltp.artifact import Artifact
 from ltp.config import PruningConfig
 from ltp.flops import dense_kept, encoder_flops
-from ltp.text import Encoded, length_sorted_batches, pad_batch
+from ltp.text import Batch, Encoded, length_sorted_batches, pad_batch
 
 log = logging.getLogger(__name__)
 
 
-def kept_per_layer(artifact: Artifact, inputs: list[Encoded], batch_size: int = 32) -> torch.Tensor:
+def _batches(artifact: Artifact, inputs: list[Encoded], batch_size: int = 32) -> list[Batch]:
+    """``inputs`` in length-sorted, padded batches on the artifact's device."""
+    pad_id = artifact.tokenizer.pad_token_id
+    return [pad_batch([inputs[i] for i in g], pad_id).to(artifact.device)
+            for g in length_sorted_batches(inputs, batch_size)]
+
+
+def kept_per_layer(artifact: Artifact, inputs: list[Encoded]) -> torch.Tensor:
     """Tokens kept after each layer / input tokens, over all of ``inputs``, (L,) float64."""
-    model, pad_id = artifact.model, artifact.tokenizer.pad_token_id
-    kept = torch.zeros(model.encoder.num_layers, dtype=torch.float64)
+    kept = torch.zeros(artifact.model.encoder.num_layers, dtype=torch.float64)
     total = 0
     with torch.inference_mode():
-        for g in length_sorted_batches(inputs, batch_size):
-            b = pad_batch([inputs[i] for i in g], pad_id).to(artifact.device)
-            out = model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact")
+        for b in _batches(artifact, inputs):
+            out = artifact.model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact")
             kept += out.kept_tokens.double().sum(0)
             total += int(out.input_tokens.sum())
     return kept / total
@@ -67,9 +72,7 @@ def calibrate_ramp(
     return final
 
 
-def calibrate_schedule(
-    artifact: Artifact, inputs: list[Encoded], keep: list[float], batch_size: int = 32
-) -> PruningConfig:
+def calibrate_schedule(artifact: Artifact, inputs: list[Encoded], keep: list[float]) -> PruningConfig:
     """Set each layer's threshold so that, over ``inputs``, the tokens kept after layer l are
     ``keep[l]`` of the input tokens (token-weighted; the last layer is not pruned by
     thresholds, so it takes no entry).
@@ -79,14 +82,13 @@ def calibrate_schedule(
     kept (classifier tokens included, which always stay) meets the target. Individual inputs
     keep more or fewer tokens than the target: that is the point of a threshold.
     """
-    model, pad_id = artifact.model, artifact.tokenizer.pad_token_id
+    model = artifact.model
     pruning_layers = model.encoder.num_layers - 1
     if len(keep) != pruning_layers or not all(0.0 < k <= 1.0 for k in keep):
         raise ValueError(f"need {pruning_layers} keep fractions in (0, 1], got {keep}")
     base = model.pruning
     thresholds = [0.0] * model.encoder.num_layers
-    batches = [pad_batch([inputs[i] for i in g], pad_id).to(artifact.device)
-               for g in length_sorted_batches(inputs, batch_size)]
+    batches = _batches(artifact, inputs)  # padded once, run once per layer
     total = sum(int(b.attention_mask.sum()) for b in batches)
     for layer in range(pruning_layers):
         model.set_pruning(replace(base, final_threshold=0.0, delta=list(thresholds)))

@@ -125,18 +125,25 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
 
 
 def cmd_prune(args: argparse.Namespace) -> dict:
-    from ltp.pipeline import PruneConfig, prune_model
+    from ltp.pipeline import prune_model
 
-    cfg = PruneConfig(
-        lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
-        soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
-        temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
-        soft_style=args.soft_style, target_flops=args.target_flops, score_norm=args.score_norm,
-        batch_size=args.batch_size, seed=args.seed,
-    )
+    cfg = _prune_config(args, target_flops=args.target_flops)
     artifact = prune_model(args.model, load_dataset(args.dataset), cfg)
     save_artifact(artifact, args.out)
     return {"artifact": args.out, **artifact.meta.eval["ltp"]["test"]}
+
+
+def _prune_config(args: argparse.Namespace, **extra):
+    """A PruneConfig from the options ``_add_prune_options`` declares."""
+    from ltp.pipeline import PruneConfig
+
+    return PruneConfig(
+        lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
+        soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
+        temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
+        soft_style=args.soft_style, score_norm=args.score_norm,
+        batch_size=args.batch_size, seed=args.seed, **extra,
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
@@ -158,7 +165,6 @@ def cmd_build(args: argparse.Namespace) -> dict:
 def cmd_sweep(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
-    from ltp.pipeline import PruneConfig
     from ltp.sweep import SweepConfig, markdown_table, plot, run_sweep
 
     data = load_dataset(args.dataset)
@@ -166,10 +172,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     cfg = SweepConfig(
         lambdas=floats(args.lambdas), topk_targets=floats(args.topk),
         truncate_lengths=[int(x) for x in floats(args.truncate)],
-        prune=PruneConfig(soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
-                          regularizer=args.regularizer, distill=args.distill, seed=args.seed,
-                          lam=args.lam, threshold_lr=args.threshold_lr,
-                          temperature=args.temperature, score_norm=args.score_norm),
+        prune=_prune_config(args),
         topk_finetune=not args.no_topk_finetune,
         artifacts=[Path(a) for a in args.artifacts.split(",") if a],
         flops_targets=floats(args.targets),
@@ -185,6 +188,28 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 def cmd_info(args: argparse.Namespace) -> dict:
     artifact = load_artifact(args.model)
     return artifact.meta.to_dict()
+
+
+def _add_prune_options(p: argparse.ArgumentParser) -> None:
+    """The two LTP stages' settings, shared by ``prune`` and ``sweep``."""
+    p.add_argument("--lambda", dest="lam", type=float, default=0.05,
+                   help="pruning strength (with a FLOPs target: weight of the penalty above it)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="soft-mask temperature (default 1e-3; with a FLOPs target, a tenth "
+                        "of the mean calibrated threshold)")
+    p.add_argument("--threshold-lr", type=float, default=1e-3)
+    p.add_argument("--soft-epochs", type=float, default=1.0)
+    p.add_argument("--hard-epochs", type=float, default=1.0)
+    p.add_argument("--soft-lr", type=float, default=2e-5)
+    p.add_argument("--hard-lr", type=float, default=2e-5)
+    p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
+    p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative")
+    p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
+    p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed",
+                   help="importance score scale: fixed 1/N (the paper's) or per input by the "
+                        "median token (short inputs are not pruned harder than long ones)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,26 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="fine-tuned classifier artifact folder")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--lambda", dest="lam", type=float, default=0.05, help="pruning strength")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="soft-mask temperature (default 1e-3; with a FLOPs target, a tenth "
-                        "of the mean calibrated threshold)")
-    p.add_argument("--threshold-lr", type=float, default=1e-3)
-    p.add_argument("--soft-epochs", type=float, default=1.0)
-    p.add_argument("--hard-epochs", type=float, default=1.0)
-    p.add_argument("--soft-lr", type=float, default=2e-5)
-    p.add_argument("--hard-lr", type=float, default=2e-5)
-    p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
-    p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative")
-    p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
-    p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed",
-                   help="importance score scale: fixed 1/N (the paper's) or per input by the "
-                        "median token (short inputs are not pruned harder than long ones)")
     p.add_argument("--target-flops", type=float,
                    help="start from thresholds calibrated to this relative FLOPs; the soft "
                         "stage then only penalises FLOPs above it (--soft-epochs 0 skips it)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    _add_prune_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_prune)
 
@@ -287,21 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "each with top-k on the same keep schedule")
     p.add_argument("--topk", default="0.5,0.3,0.2,0.1", help="cascade keep-ratio targets")
     p.add_argument("--truncate", default="48,32,24,16", help="truncation lengths")
-    p.add_argument("--soft-epochs", type=float, default=1.0)
-    p.add_argument("--hard-epochs", type=float, default=1.0)
-    p.add_argument("--regularizer", choices=["flops", "uniform"], default="flops")
-    p.add_argument("--lambda", dest="lam", type=float, default=0.05,
-                   help="penalty weight of the --targets runs' soft stage")
-    p.add_argument("--threshold-lr", type=float, default=1e-3)
-    p.add_argument("--temperature", type=float, default=None,
-                   help="soft-mask temperature (default 1e-3; with a FLOPs target, a tenth "
-                        "of the mean calibrated threshold)")
-    p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed")
-    p.add_argument("--distill", type=float, default=0.0, help="distillation weight of LTP runs")
     p.add_argument("--no-topk-finetune", action="store_true")
     p.add_argument("--artifacts", default="", help="LTP artifacts already trained from the "
                    "same parent, evaluated as more LTP points (comma-separated folders)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_prune_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sweep)
 

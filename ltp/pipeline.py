@@ -130,15 +130,14 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     soft = None
     if cfg.soft_epochs > 0:
         soft = soft_stage(artifact, data.train, cfg.stage(max_length, soft=True)).to_dict()
-    if inputs is not None and soft is not None:
-        # The soft stage decides where to prune; its soft FLOPs are only a guide to the hard
-        # rule's. Keep the order of its schedule and scale it back to the target.
-        learned = kept_schedule(artifact, inputs)
-        keep = schedule_for_flops(artifact, [e.num_tokens for e in inputs], cfg.target_flops,
-                                  shape=learned)
-        calibrate_schedule(artifact, inputs, keep)
-        calibration |= {"soft_keep": learned, "hard_start_keep": keep}
-    elif inputs is not None:
+    if inputs is not None:
+        if soft is not None:
+            # The soft stage decides where to prune; its soft FLOPs are only a guide to the
+            # hard rule's. Keep the order of its schedule and scale it back to the target.
+            calibration["soft_keep"] = learned = kept_schedule(artifact, inputs)
+            keep = schedule_for_flops(artifact, [e.num_tokens for e in inputs],
+                                      cfg.target_flops, shape=learned)
+            calibrate_schedule(artifact, inputs, keep)
         calibration["hard_start_keep"] = keep
     hard = hard_stage(artifact, data.train, cfg.stage(max_length, soft=False), teacher)
     if inputs is not None:
