@@ -38,8 +38,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     LTP_MODELS_DIR=/app/models \
     LTP_PORT=8000 \
     LTP_LOG_JSON=true \
-    OMP_NUM_THREADS=2 \
-    LTP_THREADS=2
+    OMP_NUM_THREADS=1 \
+    LTP_WORKERS=2 \
+    LTP_THREADS=1
 RUN useradd --create-home --uid 10001 ltp
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--threads", type=int)
+    p.add_argument("--workers", type=int, help="batches run side by side")
     p.add_argument("--max-batch-size", type=int)
     p.add_argument("--max-batch-tokens", type=int)
     p.add_argument("--max-wait-ms", type=float)

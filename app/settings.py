@@ -19,7 +19,10 @@ class Settings(BaseSettings):
     default_model: str = "sentiment-minilm-ltp"
     device: str = "auto"  # auto: CUDA when present
     dtype: str = "fp32"
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    # inference workers: batches run side by side, each on its own thread (0: auto, 2 on a
+    # CPU of 2 or more cores, 1 on a GPU)
+    workers: int = 0
+    threads: int = 0  # torch threads of each worker (0: auto, the CPU cores / workers)
     # micro-batching
     max_batch_size: int = 32
     max_batch_tokens: int = 8192  # padded tokens per batch: batch size x longest input
@@ -51,4 +54,11 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("workers", "threads")
+    @classmethod
+    def _auto_or_positive(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0 (0: auto)")
         return value

@@ -31,6 +31,7 @@ from ltp.pruning import (
     importance_scores,
     keep_mask,
     live_from_counts,
+    normalize_scores,
     soft_mask,
     split_heads,
     topk_mask,
@@ -254,19 +255,19 @@ class LTPModel(nn.Module):
         return cls, torch.stack(kept, dim=1)
 
     def _compact_layer(self, i: int, rows, live, threshold, n_in, layout):
-        qkv = layout.to_padded(self._project(i, rows, "qkv"), live)  # (B, T, 3d)
-        can_prune = self._prunes(i, threshold)  # if not, no probabilities are needed
-        heads = split_heads(qkv, 3, self.encoder.num_heads)
-        ctx, probs = attend(*heads, live, can_prune, self._attn_dropout())
-        ctx = ctx.transpose(1, 2)  # (B, T, H, dh)
+        can_prune = self._prunes(i, threshold)  # if not, no scores are needed
+        heads = self.encoder.num_heads
+        ctx, received = layout.attend(self._project(i, rows, "qkv"), live, heads, can_prune,
+                                      self._attn_dropout())  # rows of (.., d)
         parts = self.encoder.layers[i]
         if can_prune:
-            scores = self._scores(probs, live)  # (B, T)
+            scores = normalize_scores(received, live, heads, self.pruning.normalizer,
+                                      self.pruning.score_norm)  # (B, T)
             keep = self._keep(i, scores, threshold, live, n_in)
         if not can_prune or torch.equal(keep, live):  # nothing dropped: no gather needed
-            return self._finish(parts, layout.rows(ctx, live).flatten(-2), rows), live
+            return self._finish(parts, ctx, rows), live
         new_live = live_from_counts(keep.sum(dim=1))  # (B, T')
-        ctx_kept = layout.keep_padded(ctx, keep, new_live).flatten(-2)
+        ctx_kept = layout.keep_rows(ctx, live, keep, new_live)
         residual = layout.keep_rows(rows, live, keep, new_live)
         return self._finish(parts, ctx_kept, residual), new_live
 

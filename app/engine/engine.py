@@ -1,8 +1,10 @@
-"""The engine: per-model bucket queues, a scheduler task on the event loop, and a worker
-thread per device that runs the backend.
+"""The engine: per-model bucket queues, a scheduler task on the event loop, and worker
+threads that run the backend.
 
-A one-slot hand-off sits between them: the scheduler forms the next batch while the worker
-runs the current one, and waits while the slot is taken.
+A one-slot hand-off sits between them: the scheduler forms the next batch while the workers
+run theirs, and waits while the slot is taken. With several workers, batches run side by
+side: on a CPU of few cores, two workers of one torch thread each keep the cores busy while
+the other runs its Python between operators, which one worker of two threads cannot.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ class Engine:
     def __init__(self, backend: Backend, limits: QueueLimits, max_wait_s: float,
                  on_batch: Callable[[BatchStats], None] | None = None,
                  on_queue: Callable[[int, int], None] | None = None,
-                 on_drop: Callable[[str, int], None] | None = None) -> None:
+                 on_drop: Callable[[str, int], None] | None = None, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
         self.backend = backend
+        self.workers = workers
         self.limits = limits
         self.max_wait_s = max_wait_s
         self.queues = {name: BucketQueue(limits) for name in backend.artifacts}
@@ -35,13 +40,13 @@ class Engine:
         self._on_queue = on_queue or (lambda n, t: None)
         self._on_drop = on_drop or (lambda reason, n: None)
         self._arrived = asyncio.Event()
-        self._freed = asyncio.Event()  # a batch finished: the worker is free
-        # two permits: the batch running and the one formed beside it, waiting in the slot
-        self._slot_free = asyncio.Semaphore(2)
+        self._freed = asyncio.Event()  # a batch finished: a worker is free
+        # a permit per worker for the batch it runs, and one for the batch waiting in the slot
+        self._slot_free = asyncio.Semaphore(workers + 1)
         self._handoff: thread_queue.Queue[Batch | None] = thread_queue.Queue()
         self._accepting = False
         self._scheduler: asyncio.Task | None = None
-        self._worker: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = 0
 
@@ -50,8 +55,10 @@ class Engine:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._accepting = True
-        self._worker = threading.Thread(target=self._work, name="ltp-worker", daemon=True)
-        self._worker.start()
+        self._threads = [threading.Thread(target=self._work, name=f"ltp-worker-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
         self._scheduler = asyncio.create_task(self._schedule(), name="ltp-scheduler")
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
@@ -63,9 +70,10 @@ class Engine:
             await asyncio.sleep(0.01)
         if self._scheduler is not None:
             self._scheduler.cancel()
-        self._handoff.put(None)
-        if self._worker is not None:
-            await asyncio.to_thread(self._worker.join, 5.0)
+        for _ in self._threads:
+            self._handoff.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 5.0)
 
     # -- intake -----------------------------------------------------------------------
 
@@ -98,7 +106,7 @@ class Engine:
     async def _next_batch(self) -> Batch:
         """Wait for work and form the next batch.
 
-        While the worker is busy the batch keeps growing until it is full or the worker is
+        While every worker is busy the batch keeps growing until it is full or a worker is
         free again: waiting costs nothing then, and larger batches cost less per sequence.
         An idle worker gets a batch at once, or after at most ``max_wait_s`` for it to fill.
         """
@@ -110,7 +118,7 @@ class Engine:
             name, q = max(self.queues.items(), key=lambda item: item[1].oldest_age(now))
             full = len(q) >= self.limits.max_batch_size or q.num_tokens >= self.limits.max_batch_tokens
             if not full and self._accepting:
-                if self._in_flight > 0:
+                if self._in_flight >= self.workers:
                     await self._wait(self._arrived, self._freed)
                     continue
                 if (wait := self.max_wait_s - q.oldest_age(now)) > 0:
@@ -142,7 +150,7 @@ class Engine:
         if dropped.abandoned:
             self._on_drop("abandoned", len(dropped.abandoned))
 
-    # -- the worker thread ------------------------------------------------------------
+    # -- the worker threads -----------------------------------------------------------
 
     def _work(self) -> None:
         while (batch := self._handoff.get()) is not None:

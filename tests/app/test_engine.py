@@ -1,12 +1,17 @@
-"""Engine behaviour beyond the queue: abandoned sequences are not computed."""
+"""Engine behaviour beyond the queue: abandoned sequences are not computed; several workers
+run batches side by side."""
 
 import asyncio
+import threading
 import time
+
+import pytest
 
 from app.engine.backend import Backend
 from app.engine.batch import Entry
 from app.engine.engine import Engine
 from app.engine.queue import QueueLimits
+from app.main import worker_plan
 from ltp.artifact import load_artifact
 from ltp.text import encode
 
@@ -45,3 +50,69 @@ def test_abandoned_sequences_are_not_computed(models_dir):
     result = asyncio.run(scenario())
     assert result.input_tokens == 4
     assert len(backend.computed) == 1, "only the live sequence reached the model"
+
+
+class OverlapBackend(Backend):
+    """The real backend, recording how many batches run at the same time."""
+
+    def __init__(self, artifacts):
+        super().__init__(artifacts)
+        self.running, self.most, self.threads = 0, 0, set()
+        self.lock = threading.Lock()
+
+    def run(self, batch):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.threads.add(threading.current_thread().name)
+        try:
+            time.sleep(0.05)  # long enough for the other worker to take the next batch
+            return super().run(batch)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _run_with_workers(models_dir, workers: int):
+    artifact = load_artifact(models_dir / "tiny-ltp")
+    backend = OverlapBackend({"tiny-ltp": artifact})
+    texts = [f"review number {i} " + "word " * (i % 7) for i in range(24)]
+    encoded = encode(artifact.tokenizer, texts, max_length=32)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        engine = Engine(backend, QueueLimits(max_batch_size=4), max_wait_s=0.0, workers=workers)
+        engine.start()
+        entries = [Entry("tiny-ltp", e, time.monotonic(), float("inf"), loop.create_future(), loop)
+                   for e in encoded]
+        engine.submit(entries)
+        results = await asyncio.gather(*(e.future for e in entries))
+        await engine.stop()
+        return results
+
+    return backend, asyncio.run(scenario()), artifact, encoded
+
+
+def test_two_workers_run_batches_side_by_side(models_dir):
+    backend, results, artifact, encoded = _run_with_workers(models_dir, workers=2)
+    assert backend.most == 2 and len(backend.threads) == 2
+    for enc, res in zip(encoded, results, strict=True):  # each result is its own input's
+        alone = Backend({"tiny-ltp": artifact}).forward("tiny-ltp", [enc])[1][0].tolist()
+        assert res.input_tokens == enc.num_tokens
+        assert res.probabilities == pytest.approx(alone, abs=1e-5)
+
+
+def test_one_worker_runs_one_batch_at_a_time(models_dir):
+    backend, results, _, encoded = _run_with_workers(models_dir, workers=1)
+    assert backend.most == 1 and len(results) == len(encoded)
+
+
+def test_worker_plan():
+    assert worker_plan(0, 0, "cpu", 2) == (2, 1)
+    assert worker_plan(0, 0, "cpu", 16) == (2, 8)
+    assert worker_plan(0, 0, "cpu", 1) == (1, 1)
+    assert worker_plan(0, 0, "cuda", 16) == (1, 16)
+    assert worker_plan(3, 0, "cpu", 12) == (3, 4)
+    assert worker_plan(1, 2, "cpu", 2) == (1, 2)
+    with pytest.raises(ValueError):
+        Engine(Backend({}), QueueLimits(), 0.0, workers=0)

@@ -65,3 +65,22 @@ def test_layouts_agree():
     padded = PaddedLayout.keep_rows(x, live, keep, new_live)
     assert torch.equal(PackedLayout.to_padded(packed, new_live), padded * new_live[..., None])
     assert torch.equal(PackedLayout.first_rows(packed, new_live), PaddedLayout.first_rows(padded, new_live))
+
+
+def test_packed_attention_input_by_input_matches_the_padded_batch():
+    g = torch.Generator().manual_seed(1)
+    live = live_from_counts(torch.tensor([5, 1, 3]))
+    heads, width = 2, 8
+    qkv = torch.randn(*live.shape, 3 * width, generator=g, requires_grad=True)
+    for need_scores in (True, False):
+        ref_ctx, ref_received = PaddedLayout.attend(qkv, live, heads, need_scores)
+        ctx, received = PackedLayout.attend(PackedLayout.rows(qkv, live), live, heads, need_scores)
+        assert ctx.shape == (int(live.sum()), width)
+        assert torch.allclose(ctx, ref_ctx[live], atol=1e-6)
+        if need_scores:
+            assert torch.allclose(received, ref_received, atol=1e-6)
+            assert torch.allclose(received.sum(dim=1), 2.0 * live.sum(dim=1))  # H rows of 1 each
+        else:
+            assert received is None and ref_received is None
+    ctx.sum().backward()  # the hard stage trains through it
+    assert qkv.grad is not None and qkv.grad[~live].abs().sum() == 0
