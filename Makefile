@@ -45,6 +45,7 @@ model: models/sentiment-minilm-ltp/ltp.json
 
 models: model
 	$(LTP) build models/reviews-minilm-ltp.yaml
+	$(LTP) build models/reviews-minilm-ltp-fast.yaml
 
 # the service on port 8000, every artifact in models/ loaded, sentiment-minilm-ltp the default
 serve: model
@@ -70,7 +71,8 @@ perf: models bench-model
 	$(LTP) bench models/reviews-minilm-ltp --dataset amazon-food --batch-size 32 \
 		--max-length 256 --max-examples 256 --json > reports/bench-reviews-minilm-ltp.json
 	for out in load-amazon-food load-amazon-food-run2; do \
-		$(PY) -m loadtest.run compare --dataset amazon-food --ltp-model reviews-minilm-ltp \
+		$(PY) -m loadtest.run compare --dataset amazon-food \
+			--ltp-model reviews-minilm-ltp,reviews-minilm-ltp-fast \
 			--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 \
 			--out reports/$$out || exit 1; \
 	done

@@ -207,23 +207,25 @@ def compare(args: argparse.Namespace) -> list[LoadResult]:
     results = []
     servers = []
     try:
+        ltp_models = args.ltp_model.split(",")
         servers.append(start_server(
             [sys.executable, "-m", "app.cli", "serve", "--models-dir", str(models_dir),
              "--host", "127.0.0.1", "--port", str(service_port)], service_url,
-            {"LTP_MODELS": json.dumps([args.ltp_model, args.dense_model]),
-             "LTP_DEFAULT_MODEL": args.ltp_model}, out / "service.log"))
+            {"LTP_MODELS": json.dumps([*ltp_models, args.dense_model]),
+             "LTP_DEFAULT_MODEL": ltp_models[0]}, out / "service.log"))
         servers.append(start_server(
             [sys.executable, "-m", "uvicorn", "loadtest.baselines.pipeline_app:app",
              "--host", "127.0.0.1", "--port", str(naive_port), "--log-level", "warning"],
             naive_url, {"LTP_BASELINE_MODEL": str(models_dir / args.dense_model)},
             out / "naive.log"))
-        targets = [("ltp", service_url, args.ltp_model), ("dense", service_url, args.dense_model),
-                   ("naive pipeline", naive_url, "")]
+        targets = [("ltp", service_url, m) for m in ltp_models]
+        targets += [("dense", service_url, args.dense_model), ("naive pipeline", naive_url, "")]
         for users in [int(u) for u in args.concurrency.split(",")]:
             for name, url, model in targets:
                 env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": model,
                        "LTP_LOAD_THINK_S": str(args.think)}
-                folder = out / f"{name.replace(' ', '-')}-u{users}"
+                label = model if name == "ltp" and len(ltp_models) > 1 else name
+                folder = out / f"{label.replace(' ', '-')}-u{users}"
                 results.append(single(url, users, max(users / 2, 1), args.duration, folder,
                                       f"{name} ({model or 'pipeline'})", env))
                 (out / "report.md").write_text(compare_report(results, args) + "\n")
@@ -237,19 +239,23 @@ def compare_report(results: list[LoadResult], args) -> str:
     text = [report(results, f"LTP vs dense vs naive pipeline on {args.dataset}"), "",
             f"{args.duration} s per run, think time {args.think} s, traffic from the "
             f"{args.dataset} test split (20% list requests of 4).", "",
-            "| users | LTP / dense req/s | LTP / naive req/s | LTP p99 / dense p99 |",
-            "|---|---|---|---|"]
+            "| users | LTP model | LTP / dense req/s | LTP / naive req/s | LTP p99 / dense p99 |",
+            "|---|---|---|---|---|"]
     by_users: dict[int, dict[str, LoadResult]] = {}
     for r in results:
-        by_users.setdefault(r.users, {})[r.target.split(" (")[0]] = r
+        by_users.setdefault(r.users, {})[r.target] = r
+    ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
     for users, group in sorted(by_users.items()):
-        ltp, dense, naive = group.get("ltp"), group.get("dense"), group.get("naive pipeline")
-        if not ltp:
-            continue
-        ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
-        text.append(f"| {users} | {ratio(ltp.requests_per_s, dense and dense.requests_per_s)} | "
-                    f"{ratio(ltp.requests_per_s, naive and naive.requests_per_s)} | "
-                    f"{ratio(ltp.p99_ms, dense and dense.p99_ms)} |")
+        dense = group.get(f"dense ({args.dense_model})")
+        naive = group.get("naive pipeline (pipeline)")
+        for model in args.ltp_model.split(","):
+            ltp = group.get(f"ltp ({model})")
+            if not ltp:
+                continue
+            text.append(f"| {users} | {model} | "
+                        f"{ratio(ltp.requests_per_s, dense and dense.requests_per_s)} | "
+                        f"{ratio(ltp.requests_per_s, naive and naive.requests_per_s)} | "
+                        f"{ratio(ltp.p99_ms, dense and dense.p99_ms)} |")
     return "\n".join(text)
 
 
@@ -268,7 +274,8 @@ def main() -> int:
     c = sub.add_parser("compare", help="LTP vs dense parent vs naive pipeline app")
     c.add_argument("--models-dir", default="models")
     c.add_argument("--dataset", default="amazon-food")
-    c.add_argument("--ltp-model", default="reviews-minilm-ltp")
+    c.add_argument("--ltp-model", default="reviews-minilm-ltp",
+                   help="LTP model(s), comma-separated: each is compared with the dense parent")
     c.add_argument("--dense-model", default="reviews-minilm")
     c.add_argument("--concurrency", default="1,8,32")
     c.add_argument("--duration", type=int, default=30)

@@ -24,3 +24,24 @@ def test_single_run_writes_csvs_metrics_plots_and_report(server, tiny_csv, tmp_p
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert all(c and c != "-" for c in cells), row
     assert json.loads((out / "result.json").read_text())["requests"] == result.requests
+
+
+def test_compare_report_gives_each_ltp_model_its_ratios():
+    from argparse import Namespace
+
+    from loadtest.run import LoadResult, compare_report
+
+    def result(target, users, rps, p99):
+        return LoadResult(target, users, 30, int(rps * 30), 0, rps, p99 / 2, p99 * 0.9, p99)
+
+    args = Namespace(dataset="amazon-food", duration=30, think=0.0, dense_model="dense-m",
+                     ltp_model="ltp-a,ltp-b")
+    results = [result("ltp (ltp-a)", 32, 120.0, 600), result("ltp (ltp-b)", 32, 150.0, 450),
+               result("dense (dense-m)", 32, 80.0, 900),
+               result("naive pipeline (pipeline)", 32, 30.0, 2800),
+               result("ltp (ltp-a)", 1, 40.0, 70)]
+    rows = [line for line in compare_report(results, args).splitlines()
+            if line.startswith(("| 32 |", "| 1 |"))]
+    assert rows == ["| 1 | ltp-a | - | - | - |",
+                    "| 32 | ltp-a | 1.50 | 4.00 | 0.67 |",
+                    "| 32 | ltp-b | 1.88 | 5.00 | 0.50 |"]
