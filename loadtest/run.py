@@ -224,7 +224,7 @@ def compare(args: argparse.Namespace) -> list[LoadResult]:
             for name, url, model in targets:
                 env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": model,
                        "LTP_LOAD_THINK_S": str(args.think)}
-                label = model if name == "ltp" and len(ltp_models) > 1 else name
+                label = model if name == "ltp" else name  # one folder per LTP model
                 folder = out / f"{label.replace(' ', '-')}-u{users}"
                 results.append(single(url, users, max(users / 2, 1), args.duration, folder,
                                       f"{name} ({model or 'pipeline'})", env))

@@ -38,7 +38,7 @@ class PruningConfig:
     # as keys and score rows) or "paper" (each layer's mask multiplies its output).
     soft_style: str = "cumulative"
     # Score scale: "fixed" (attention received / (heads x N), the paper's) or "median"
-    # (each input's scores divided by its median live token's; see pruning.importance_scores)
+    # (each input's scores divided by its median live token's; see pruning.normalize_scores)
     score_norm: str = "fixed"
 
     def __post_init__(self) -> None:

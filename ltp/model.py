@@ -28,10 +28,10 @@ from ltp.flops import dense_kept, encoder_flops, model_flops
 from ltp.pruning import (
     LAYOUTS,
     attend,
-    importance_scores,
     keep_mask,
     live_from_counts,
     normalize_scores,
+    received_attention,
     soft_mask,
     split_heads,
     topk_mask,
@@ -184,8 +184,11 @@ class LTPModel(nn.Module):
 
     # -- dense / soft / masked: shapes stay (B, T, d) ------------------------------------
 
-    def _scores(self, probs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return importance_scores(probs, rows, self.pruning.normalizer, self.pruning.score_norm)
+    def _scores(self, received: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Importance scores from the attention each token received (B, T), in this model's
+        score scale; ``rows`` are the live query rows (or soft keep weights)."""
+        return normalize_scores(received, rows, self.encoder.num_heads, self.pruning.normalizer,
+                                self.pruning.score_norm)
 
     def _keep(self, layer: int, scores, threshold, live, n_in) -> torch.Tensor:
         """The hard keep set after ``layer``: threshold rule, or top-k for the baseline."""
@@ -225,7 +228,7 @@ class LTPModel(nn.Module):
                 kept.append(torch.ones_like(n_in))
             elif mode == "soft":
                 rows = weight if cumulative else live
-                scores = self._scores(probs, rows)  # (B, T)
+                scores = self._scores(received_attention(probs, rows), rows)  # (B, T)
                 mask = soft_mask(scores, thresholds[i], self.pruning.temperature, live)
                 if cumulative:
                     weight = mask = weight * mask
@@ -234,7 +237,7 @@ class LTPModel(nn.Module):
                 masks.append(mask)
                 kept.append((mask.detach() > 0.5).sum(dim=1))
             else:
-                scores = self._scores(probs, live)  # (B, T)
+                scores = self._scores(received_attention(probs, live), live)  # (B, T)
                 scores_out.append((scores, live))
                 live = self._keep(i, scores, thresholds[i], live, n_in)
                 kept.append(live.sum(dim=1))
@@ -256,14 +259,12 @@ class LTPModel(nn.Module):
 
     def _compact_layer(self, i: int, rows, live, threshold, n_in, layout):
         can_prune = self._prunes(i, threshold)  # if not, no scores are needed
-        heads = self.encoder.num_heads
-        ctx, received = layout.attend(self._project(i, rows, "qkv"), live, heads, can_prune,
+        ctx, received = layout.attend(self._project(i, rows, "qkv"), live,
+                                      self.encoder.num_heads, can_prune,
                                       self._attn_dropout())  # rows of (.., d)
         parts = self.encoder.layers[i]
         if can_prune:
-            scores = normalize_scores(received, live, heads, self.pruning.normalizer,
-                                      self.pruning.score_norm)  # (B, T)
-            keep = self._keep(i, scores, threshold, live, n_in)
+            keep = self._keep(i, self._scores(received, live), threshold, live, n_in)
         if not can_prune or torch.equal(keep, live):  # nothing dropped: no gather needed
             return self._finish(parts, ctx, rows), live
         new_live = live_from_counts(keep.sum(dim=1))  # (B, T')

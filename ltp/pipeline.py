@@ -37,7 +37,7 @@ class PruneConfig:
     final_threshold_x_mean: float = 1.28
     regularizer: str = "flops"
     soft_style: str = "cumulative"
-    # "fixed" (the paper's score scale) or "median" (per-input; see importance_scores)
+    # "fixed" (the paper's score scale) or "median" (per-input; see pruning.normalize_scores)
     score_norm: str = "fixed"
     distill: float = 0.0
     # Start from thresholds calibrated (on a sample of the training set) to this relative

@@ -50,12 +50,10 @@ def attend(
     return torch.matmul(weights.to(v.dtype), v), probs  # (B, H, Tq, dh)
 
 
-def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, need_probs: bool,
-               dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of one input, every token live: q, k, v (H, n, dh) -> context (H, n, dh)
-    and, when asked, fp32 probabilities (H, n, n)."""
-    if not need_probs:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
+    and fp32 probabilities (H, n, n)."""
     probs = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)).float().softmax(dim=-1)
     weights = F.dropout(probs, p=dropout_p) if dropout_p > 0 else probs
     return torch.matmul(weights.to(v.dtype), v), probs
@@ -191,12 +189,9 @@ class PackedLayout:
         ctxs, received = [], []
         for segment, n in zip(qkv.split(counts), counts, strict=True):
             heads = segment.view(n, 3, num_heads, width // num_heads).permute(1, 2, 0, 3)
-            ctx, probs = attend_one(*heads.unbind(0), need_scores, dropout_p)  # (H, n, dh)
+            ctx, probs = attend_one(*heads.unbind(0), dropout_p)  # (H, n, dh), (H, n, n)
             ctxs.append(ctx.transpose(0, 1).reshape(n, width))
-            if need_scores:
-                received.append(probs.sum(dim=(0, 1)))  # (n,)
-        if not need_scores:
-            return torch.cat(ctxs), None
+            received.append(probs.sum(dim=(0, 1)))  # (n,)
         out = torch.zeros(live.shape, dtype=torch.float32, device=qkv.device)
         out[live] = torch.cat(received)
         return torch.cat(ctxs), out
