@@ -17,7 +17,7 @@ from ltp.artifact import (
 )
 from ltp.config import LAYOUTS, PruningConfig
 from ltp.data import DataError, load_dataset
-from ltp.recipes import RecipeError
+from ltp.recipes import RecipeError, WeakModelError
 
 log = logging.getLogger("ltp")
 
@@ -156,10 +156,24 @@ def cmd_eval(args: argparse.Namespace) -> dict:
 
 
 def cmd_build(args: argparse.Namespace) -> dict:
-    from ltp.recipes import build
+    from ltp.recipes import build, summary
 
-    artifact = build(args.recipe, force=args.force)
-    return {"artifact": str(artifact.path or ""), "eval": artifact.meta.eval}
+    if (args.recipe is None) == (args.data is None):
+        raise RecipeError("give a recipe (ltp build models/NAME.yaml) or --data PATH --name NAME")
+    if args.data is not None:
+        from ltp.data import Columns
+        from ltp.userbuild import build_from_data
+
+        if not args.name:
+            raise RecipeError("--data needs --name (the model's name under the models folder)")
+        target = args.target_flops if args.target_flops == "auto" else float(args.target_flops)
+        return build_from_data(
+            args.data, args.name, Columns(args.text_column, args.label_column, args.pair_column),
+            base=args.base, target_flops=target, max_length=args.max_length,
+            models_dir=args.models_dir, allow_weak=args.allow_weak, force=args.force, seed=args.seed,
+            steps=args.steps)
+    artifact = build(args.recipe, force=args.force, allow_weak=args.allow_weak)
+    return {"artifact": str(artifact.path or ""), **summary(artifact), "eval": artifact.meta.eval}
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
@@ -281,8 +295,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("build", help="build a models/NAME.yaml recipe end to end, with a card")
-    p.add_argument("recipe")
+    p = sub.add_parser("build", help="build a models/NAME.yaml recipe end to end, with a card; "
+                       "or, with --data, a dense and an LTP model from your own labelled file")
+    p.add_argument("recipe", nargs="?", help="recipe file (models/NAME.yaml)")
+    p.add_argument("--data", help="CSV, TSV or JSONL file, or a folder with train / dev / test files")
+    p.add_argument("--name", help="with --data: the LTP model's name (its dense parent: NAME-dense)")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--pair-column", help="second text of a pair (entailment, question + answer)")
+    p.add_argument("--base", default="minilm", help="minilm, or a BERT/RoBERTa/DistilBERT folder")
+    p.add_argument("--target-flops", default="auto",
+                   help="relative FLOPs budget in (0, 1), or auto: the smallest of a short sweep "
+                        "on dev within 1 point of dense")
+    p.add_argument("--max-length", type=int, help="default: 95th percentile of the token lengths")
+    p.add_argument("--models-dir", default="models", help="where recipes and models are written")
+    p.add_argument("--steps", type=int, help="dense fine-tune optimiser steps (default: from the data "
+                   "size, at least 300); the LTP stages take at most as many")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-weak", action="store_true",
+                   help="exit 0 even when the dense model does not clearly beat the baselines")
     p.add_argument("--force", action="store_true", help="rebuild even if the artifact exists")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)
@@ -325,6 +356,13 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     hf_logging.set_verbosity_error()
     try:
         result = args.func(args)
+    except WeakModelError as exc:  # the model was written; the figures say why it is weak
+        from ltp.recipes import summary
+
+        _emit({"artifact": str(exc.artifact.path or ""), **summary(exc.artifact)},
+              getattr(args, "json", False))
+        log.error("the dense model is weak (use --allow-weak to go on):\n  %s", "\n  ".join(exc.reasons))
+        return 3
     except (ArtifactError, DataError, RecipeError, ValueError) as exc:
         log.error("%s", exc)
         return 2

@@ -1,10 +1,13 @@
-"""Evaluation: accuracy, relative FLOPs and kept tokens on a split."""
+"""Evaluation: accuracy, macro-F1, per-class figures, relative FLOPs and kept tokens."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ltp.artifact import Artifact
+from ltp.baselines import classification_metrics
 from ltp.data import Example
 from ltp.flops import dense_kept, encoder_flops, model_flops
 from ltp.text import length_sorted_batches, pad_batch
@@ -17,6 +20,7 @@ def evaluate(
     mode: str = "compact",
     batch_size: int = 64,
     truncate_to: int | None = None,
+    progress: bool = False,
 ) -> dict:
     """Evaluate on ``examples``.
 
@@ -32,14 +36,20 @@ def evaluate(
     inputs = encode_examples(artifact, examples, truncate_to) if truncate_to else full
     labels = torch.tensor([e.label for e in examples])
     kept = torch.zeros(len(examples), enc.num_layers, dtype=torch.long)
-    correct = 0
+    predicted = torch.zeros(len(examples), dtype=torch.long)
+    loss = 0.0
+    batches = length_sorted_batches(inputs, batch_size)
     with torch.inference_mode():
-        for group in length_sorted_batches(inputs, batch_size):
+        for group in tqdm(batches, desc=f"eval {mode}", unit="batch", disable=not progress,
+                          dynamic_ncols=True, leave=False):
             b = pad_batch([inputs[i] for i in group], artifact.tokenizer.pad_token_id)
             b = b.to(artifact.device)
             out = model(b.input_ids, b.attention_mask, b.token_type_ids, mode=mode)
-            correct += int((out.logits.argmax(-1).cpu() == labels[group]).sum())
+            logits = out.logits.float().cpu()
+            predicted[group] = logits.argmax(-1)
+            loss += float(F.cross_entropy(logits, labels[group], reduction="sum"))
             kept[group] = out.kept_tokens
+    metrics = classification_metrics(labels.tolist(), predicted.tolist(), artifact.meta.labels)
     n_full = torch.tensor([e.num_tokens for e in full])
     n_in = torch.tensor([e.num_tokens for e in inputs])
     d, d_ff, c = enc.hidden_size, enc.intermediate_size, enc.num_labels
@@ -47,7 +57,10 @@ def evaluate(
     flops = encoder_flops(d, d_ff, n_in, kept).sum()
     whole = model_flops(d, d_ff, c, n_in, kept, dense=mode == "dense").sum()
     return {
-        "accuracy": correct / len(examples),
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "per_class": metrics["per_class"],
+        "loss": loss / len(examples),
         "relative_flops": float(flops / encoder_flops(d, d_ff, n_full, reference).sum()),
         "relative_model_flops": float(whole / model_flops(d, d_ff, c, n_full, reference, True).sum()),
         "kept_tokens_per_layer": [round(float(x), 2) for x in kept.double().mean(0)],

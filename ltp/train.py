@@ -1,6 +1,8 @@
 """Training: dense fine-tuning, then the two LTP stages.
 
-* ``finetune``: dense mode, cross-entropy.
+* ``finetune``: dense mode, cross-entropy (optionally class-weighted); optionally measured
+  on the dev split every few steps, stopped early when it stops improving, and restored to
+  its best checkpoint.
 * ``soft stage``: soft mode; loss = task loss + lambda x regulariser; thresholds learn in
   their own optimiser group (no weight decay, their own learning rate).
 * ``hard stage``: thresholds frozen, compact mode (dropped tokens really leave, so this
@@ -39,6 +41,14 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.06  # fraction of steps with a linear warm-up
     seed: int = 0
+    # total optimiser steps; None: epochs x batches per epoch
+    steps: int | None = None
+    # per-class weights of the task loss (None: unweighted)
+    class_weights: list[float] | None = None
+    # evaluate on the dev split every this many steps (0: never) and restore the best
+    # checkpoint at the end; stop after ``patience`` evaluations without a gain (0: never)
+    eval_every: int = 0
+    patience: int = 0
     # soft stage
     lam: float = 0.05
     threshold_lr: float = 1e-3
@@ -58,13 +68,23 @@ class StageResult:
     losses: list[float] = field(default_factory=list)
     kept_fraction: float = 1.0
     thresholds: list[float] = field(default_factory=list)
+    # with dev evaluation: (step, accuracy, macro-F1, loss) per evaluation, the step restored
+    dev_history: list[tuple[int, float, float, float]] = field(default_factory=list)
+    best_step: int | None = None
+    planned_steps: int | None = None
 
     def to_dict(self) -> dict:
         window = max(1, min(10, len(self.losses) // 4))  # mean loss over the first / last steps
         first, last = _mean(self.losses[:window]), _mean(self.losses[-window:])
-        return {"stage": self.stage, "steps": self.steps, "seconds": round(self.seconds, 1),
-                "first_loss": first, "last_loss": last, "kept_fraction": self.kept_fraction,
-                "thresholds": self.thresholds}
+        out = {"stage": self.stage, "steps": self.steps, "seconds": round(self.seconds, 1),
+               "first_loss": first, "last_loss": last, "kept_fraction": self.kept_fraction,
+               "thresholds": self.thresholds}
+        if self.dev_history:
+            out |= {"planned_steps": self.planned_steps, "best_step": self.best_step,
+                    "stopped_early": self.steps < (self.planned_steps or self.steps),
+                    "dev_history": [[s, round(a, 4), round(f, 4), round(lo, 4)]
+                                    for s, a, f, lo in self.dev_history]}
+        return out
 
 
 def _mean(xs: list[float]) -> float:
@@ -126,6 +146,26 @@ def _optimizer(artifact: Artifact, cfg: TrainConfig, thresholds: bool) -> torch.
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
+def total_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """Optimiser steps of a stage: ``cfg.steps``, or epochs x batches per epoch."""
+    if cfg.steps is not None:
+        return max(1, int(cfg.steps))
+    return max(1, int(math.ceil(n_examples / cfg.batch_size) * cfg.epochs))
+
+
+def balanced_class_weights(labels: list[int], num_labels: int) -> list[float]:
+    """n / (classes x n_c): every class weighs the same in the loss (scikit-learn's 'balanced')."""
+    counts = [max(1, sum(y == k for y in labels)) for k in range(num_labels)]
+    return [round(len(labels) / (num_labels * c), 4) for c in counts]
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    weight = None
+    if cfg.class_weights is not None:
+        weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=logits.device)
+    return F.cross_entropy(logits.float(), y, weight=weight)
+
+
 def _schedule(optimizer, total: int, warmup: float):
     warm = max(1, int(total * warmup))
 
@@ -140,17 +180,31 @@ def _schedule(optimizer, total: int, warmup: float):
 LossFn = Callable[[ForwardOutput, torch.Tensor, Batch], torch.Tensor]
 
 
+def _dev_score(artifact: Artifact, dev: list[Example], mode: str, max_length: int) -> tuple:
+    from ltp.evaluate import evaluate
+
+    artifact.model.eval()
+    ev = evaluate(artifact, dev, mode=mode, truncate_to=None)
+    artifact.model.train()
+    return ev["accuracy"], ev["macro_f1"], ev["loss"]
+
+
 def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage: str,
-              mode: str, loss_fn: LossFn, thresholds: bool) -> StageResult:
-    """The shared training loop, with a progress bar showing loss, accuracy and kept tokens."""
+              mode: str, loss_fn: LossFn, thresholds: bool,
+              dev: list[Example] | None = None) -> StageResult:
+    """The shared training loop, with a progress bar showing loss, accuracy and kept tokens.
+
+    With ``cfg.eval_every`` and a ``dev`` split: dev accuracy every that many steps (and at
+    the end), early stop after ``cfg.patience`` evaluations without a gain, and the best
+    checkpoint (accuracy, then macro-F1, then lower loss) restored at the end.
+    """
     model = artifact.model
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     encoded = encode_examples(artifact, train, cfg.max_length)
     labels = torch.tensor([e.label for e in train])
     lengths = [e.num_tokens for e in encoded]
-    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
-    total = max(1, int(steps_per_epoch * cfg.epochs))
+    total = total_steps(len(encoded), cfg)
     model.threshold_delta.requires_grad_(thresholds)
     optimizer = _optimizer(artifact, cfg, thresholds)
     scheduler = _schedule(optimizer, total, cfg.warmup)
@@ -160,9 +214,27 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
     start, kept_sum, token_sum, correct, seen = time.perf_counter(), 0.0, 0.0, 0, 0
     bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True)
     step = 0
-    while step < total:
+    watch = bool(cfg.eval_every and dev)
+    best, best_state, since_best, dev_acc = None, None, 0, float("nan")
+
+    def check_dev() -> bool:
+        """Evaluate on dev, keep the best state; True when patience has run out."""
+        nonlocal best, best_state, since_best, dev_acc
+        acc, f1, dev_loss = _dev_score(artifact, dev, mode, cfg.max_length)
+        result.dev_history.append((step, acc, f1, dev_loss))
+        dev_acc = acc
+        score = (round(acc, 6), round(f1, 6), -dev_loss)
+        if best is None or score > best:
+            best, since_best, result.best_step = score, 0, step
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+        return bool(cfg.patience) and since_best >= cfg.patience
+
+    stop = False
+    while step < total and not stop:
         for group in training_batches(lengths, cfg.batch_size, rng):
-            if step >= total:
+            if step >= total or stop:
                 break
             batch = pad_batch([encoded[i] for i in group], pad_id).to(device)
             y = labels[group].to(device)
@@ -179,10 +251,22 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
             seen += len(group)
             kept_sum += float(out.kept_tokens[:, :-1].sum())
             token_sum += float(out.input_tokens.sum()) * (out.kept_tokens.shape[1] - 1)
-            bar.set_postfix(loss=f"{_mean(result.losses[-20:]):.3f}", acc=f"{correct / seen:.3f}",
-                            kept=f"{kept_sum / max(token_sum, 1):.2f}")
+            postfix = dict(loss=f"{_mean(result.losses[-20:]):.3f}", acc=f"{correct / seen:.3f}",
+                           kept=f"{kept_sum / max(token_sum, 1):.2f}")
+            if watch and (step % cfg.eval_every == 0 or step == total):
+                stop = check_dev()
+            if watch:
+                postfix["dev_acc"] = f"{dev_acc:.3f}"
+            bar.set_postfix(**postfix)
             bar.update()
     bar.close()
+    if watch:
+        if not result.dev_history or result.dev_history[-1][0] != step:
+            check_dev()
+        result.planned_steps, result.steps = total, step
+        model.load_state_dict(best_state)
+        log.info("%s: best dev accuracy %.4f at step %d of %d (planned %d)", stage, best[0],
+                 result.best_step, step, total)
     model.eval()
     model.threshold_delta.requires_grad_(False)
     model.sync_config()
@@ -194,10 +278,11 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
     return result
 
 
-def finetune(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> StageResult:
-    """Dense fine-tuning of a classifier."""
+def finetune(artifact: Artifact, train: list[Example], cfg: TrainConfig,
+             dev: list[Example] | None = None) -> StageResult:
+    """Dense fine-tuning of a classifier (with ``dev``: early stopping, best checkpoint)."""
     return run_stage(artifact, train, cfg, "finetune", "dense",
-                     lambda out, y, _: F.cross_entropy(out.logits.float(), y), thresholds=False)
+                     lambda out, y, _: task_loss(out.logits, y, cfg), thresholds=False, dev=dev)
 
 
 def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> StageResult:
@@ -208,7 +293,7 @@ def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> St
         reg = soft_regularizer(out, cfg.regularizer, enc.hidden_size, enc.intermediate_size)
         if cfg.target_flops is not None:  # a budget: only the excess over it is penalised
             reg = F.relu(reg - cfg.target_flops * enc.num_layers)
-        return F.cross_entropy(out.logits.float(), y) + cfg.lam * reg
+        return task_loss(out.logits, y, cfg) + cfg.lam * reg
 
     return run_stage(artifact, train, cfg, "soft", "soft", loss, thresholds=True)
 
@@ -218,7 +303,7 @@ def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
     """Thresholds frozen; fine-tune the weights with tokens really pruned."""
 
     def loss(out: ForwardOutput, y: torch.Tensor, batch: Batch) -> torch.Tensor:
-        task = F.cross_entropy(out.logits.float(), y)
+        task = task_loss(out.logits, y, cfg)
         if teacher is None or cfg.distill <= 0:
             return task
         with torch.no_grad():
@@ -230,3 +315,25 @@ def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
         return (1 - cfg.distill) * task + cfg.distill * kl
 
     return run_stage(artifact, train, cfg, "hard", "compact", loss, thresholds=False)
+
+
+def measure_step_seconds(artifact: Artifact, examples: list[Example], batch_size: int,
+                         max_length: int, mode: str = "dense", repeats: int = 2) -> float:
+    """Seconds of one training step (forward + backward) on a typical batch of ``examples``.
+
+    Gradients are computed and thrown away: the weights do not change.
+    """
+    model = artifact.model
+    sample = random.Random(1).sample(examples, min(len(examples), batch_size))
+    batch = pad_batch(encode_examples(artifact, sample, max_length),
+                      artifact.tokenizer.pad_token_id).to(artifact.device)
+    model.train()
+    times = []
+    for _ in range(repeats + 1):  # the first round warms up
+        start = time.perf_counter()
+        out = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, mode=mode)
+        out.logits.float().sum().backward()
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return min(times[1:])

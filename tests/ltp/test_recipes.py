@@ -32,7 +32,8 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     models = tmp_path / "models"
     models.mkdir()
     write_recipes(models, tiny_base, tiny_csv)
-    assert main(["build", str(models / "toy-ltp.yaml"), "--json"]) == 0
+    # a tiny random model does not beat TF-IDF on this data: allowed here, flagged in the card
+    assert main(["build", str(models / "toy-ltp.yaml"), "--json", "--allow-weak"]) == 0
     for name in ("toy", "toy-ltp"):
         assert (models / name / "ltp.json").is_file()
         assert (models / name / "card.md").is_file()
@@ -43,6 +44,11 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     assert meta["provenance"]["split_sizes"] == {"train": 64, "dev": 8, "test": 8}
     card = (models / "toy-ltp" / "card.md").read_text()
     assert "LTP accuracy" in card and "relative FLOPs" in card and "wall time" in card
+    assert "| majority class |" in card and "| TF-IDF + logistic regression |" in card
+    assert {"majority", "tfidf"} <= meta["eval"]["baselines"].keys()
+    assert "estimate" in meta["provenance"]
+    out = json.loads(capsys.readouterr().out)
+    assert {"majority_accuracy", "baseline_tfidf", "dense", "ltp"} <= out.keys()
 
 
 @pytest.mark.parametrize("text,message", [
@@ -51,6 +57,9 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     ("name: x\ndataset: y\nprune: {}\n", "needs a 'parent'"),
     ("name: x\ndataset: y\nfinetune: {epochz: 1}\n", "unknown setting"),
     ("name: x\ndataset: y\nfinetune: {}\ncolour: red\n", "unknown key"),
+    ("name: x\ndataset: y\nfinetune: {}\ncolumns: {txt: a}\n", "unknown column key"),
+    ("name: x\ndataset: y\nfinetune: {class_weight: heavy}\n", "class_weight must be"),
+    ("name: x\ndataset: y\nparent: p\nprune: {target_flops: 1.5}\n", "'auto'"),
 ])
 def test_bad_recipes_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -63,7 +72,7 @@ def test_sweep_writes_csv_plot_and_table(tmp_path, tiny_base, tiny_csv, capsys):
     models = tmp_path / "models"
     models.mkdir()
     write_recipes(models, tiny_base, tiny_csv)
-    assert main(["build", str(models / "toy.yaml")]) == 0
+    assert main(["build", str(models / "toy.yaml"), "--allow-weak"]) == 0
     capsys.readouterr()
     out = tmp_path / "sweep"
     assert main(["sweep", "--model", str(models / "toy"), "--dataset", str(tiny_csv),

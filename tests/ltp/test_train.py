@@ -69,3 +69,60 @@ def test_training_batches_cover_every_example_once():
     flat = sorted(i for b in batches for i in b)
     assert flat == list(range(103))
     assert batches == training_batches(lengths, 8, random.Random(0))
+
+
+def test_small_data_schedule_has_a_step_minimum_on_50_rows(tmp_path, tiny_artifact_dir):
+    """50 rows (40 to train): epochs would give 3 steps a pass; the schedule asks for the
+    minimum number of optimiser steps, and a stage runs exactly the steps it is given."""
+    from ltp.pipeline import MAX_STEPS, MIN_STEPS, schedule_for_data
+
+    path = tmp_path / "small.csv"
+    path.write_text("text,label\n" + "".join(
+        f"{'good' if i % 2 else 'bad'} film {i},{'pos' if i % 2 else 'neg'}\n" for i in range(50)))
+    small = load_dataset(str(path))
+    assert small.sizes()["train"] == 40
+    finetune_cfg, prune_cfg = schedule_for_data(len(small.train), [20, 20], max_length=32)
+    assert finetune_cfg.steps == MIN_STEPS  # not 3 epochs x 3 batches
+    assert finetune_cfg.batch_size == 16 and finetune_cfg.warmup > 0
+    assert finetune_cfg.eval_every > 0 and finetune_cfg.patience > 0
+    assert finetune_cfg.class_weight is None
+    assert prune_cfg.soft_steps >= 60 and prune_cfg.hard_steps >= 100
+    assert prune_cfg.target_flops == "auto"
+    big_cfg, _ = schedule_for_data(20_000, [15_000, 5_000], max_length=128)
+    assert big_cfg.batch_size == 32 and big_cfg.steps == MAX_STEPS  # 6 passes would be 3,750
+    assert big_cfg.class_weight == "balanced"
+
+    artifact = load_artifact(tiny_artifact_dir)
+    result = finetune(artifact, small.train, TrainConfig(steps=25, lr=1e-3, batch_size=16,
+                                                         max_length=32))
+    assert result.steps == 25 == len(result.losses)
+
+
+def test_dev_evaluation_early_stop_and_best_checkpoint(tiny_artifact_dir, data):
+    artifact = load_artifact(tiny_artifact_dir)
+    cfg = TrainConfig(steps=60, lr=3e-3, batch_size=8, max_length=32, eval_every=4, patience=2)
+    result = finetune(artifact, data.train, cfg, dev=data.dev)
+    info = result.to_dict()
+    assert info["planned_steps"] == 60 and info["steps"] <= 60
+    steps = [h[0] for h in info["dev_history"]]
+    assert steps == sorted(steps) and steps[0] == 4
+    best = max(info["dev_history"], key=lambda h: (h[1], h[2], -h[3]))
+    assert info["best_step"] == best[0]
+    # the restored weights are the best checkpoint's: the dev figures match it
+    assert evaluate(artifact, data.dev, mode="dense")["accuracy"] == pytest.approx(best[1])
+    if info["stopped_early"]:
+        assert len(steps) - steps.index(info["best_step"]) - 1 >= 2
+
+
+def test_balanced_class_weights_and_weighted_loss():
+    from ltp.train import balanced_class_weights, task_loss
+
+    assert balanced_class_weights([0, 0, 0, 1], 2) == [pytest.approx(0.6667), 2.0]
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    y = torch.tensor([1, 1])
+    plain = task_loss(logits, y, TrainConfig())
+    weighted = task_loss(logits, y, TrainConfig(class_weights=[1.0, 5.0]))
+    assert plain == pytest.approx(weighted)  # one class in the batch: weights cancel
+    mixed = torch.tensor([0, 1])
+    assert task_loss(logits, mixed, TrainConfig(class_weights=[1.0, 1.0])) == pytest.approx(
+        task_loss(logits, mixed, TrainConfig()))
