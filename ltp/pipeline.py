@@ -161,7 +161,8 @@ def schedule_for_data(n_train: int, label_counts: list[int], max_length: int,
 
 
 def split_metrics(artifact: Artifact, data: DatasetSplits, mode: str = "compact") -> dict:
-    return {split: evaluate(artifact, data.split(split), mode=mode) for split in ("dev", "test")}
+    return {split: evaluate(artifact, data.split(split), mode=mode, progress=True)
+            for split in ("dev", "test")}
 
 
 def finetune_model(base: str, data: DatasetSplits, cfg: FinetuneConfig) -> Artifact:

@@ -321,12 +321,16 @@ def measure_step_seconds(artifact: Artifact, examples: list[Example], batch_size
                          max_length: int, mode: str = "dense", repeats: int = 2) -> float:
     """Seconds of one training step (forward + backward) on a typical batch of ``examples``.
 
-    Gradients are computed and thrown away: the weights do not change.
+    Training batches hold inputs of similar lengths (``training_batches``), so the typical
+    batch is ``batch_size`` inputs around the mean length. Gradients are computed and thrown
+    away: the weights do not change.
     """
     model = artifact.model
-    sample = random.Random(1).sample(examples, min(len(examples), batch_size))
-    batch = pad_batch(encode_examples(artifact, sample, max_length),
-                      artifact.tokenizer.pad_token_id).to(artifact.device)
+    sample = random.Random(1).sample(examples, min(len(examples), 2000))
+    encoded = encode_examples(artifact, sample, max_length)
+    mean = sum(e.num_tokens for e in encoded) / len(encoded)
+    typical = sorted(encoded, key=lambda e: abs(e.num_tokens - mean))[:batch_size]
+    batch = pad_batch(typical, artifact.tokenizer.pad_token_id).to(artifact.device)
     model.train()
     times = []
     for _ in range(repeats + 1):  # the first round warms up
