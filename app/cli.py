@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
+from app.settings import Settings
 from ltp import cli as ltp_cli
 
 
@@ -23,7 +25,6 @@ def cmd_serve(args: argparse.Namespace) -> dict:
     import uvicorn
 
     from app.main import create_app
-    from app.settings import Settings
 
     overrides = {k: v for k, v in vars(args).items()
                  if k in Settings.model_fields and v is not None}
@@ -34,28 +35,37 @@ def cmd_serve(args: argparse.Namespace) -> dict:
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
-                timeout_graceful_shutdown=30)
+                timeout_keep_alive=settings.keep_alive_s, timeout_graceful_shutdown=30)
     return {}
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``Settings`` field, with its type, default and description as help.
+
+    Flags default to None so that a flag not given leaves the LTP_* variable or the default.
+    """
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = ",".join(default) if isinstance(default, list) else default
+        helptext = f"{field.description} (default: {shown}; env LTP_{name.upper()})"
+        flag = "--" + name.replace("_", "-")
+        kind = field.annotation
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=helptext)
+        elif kind == list[str]:
+            parser.add_argument(flag, type=lambda v: [x for x in v.split(",") if x],
+                                default=None, help=helptext)
+        else:
+            convert = kind if kind in (int, float, Path) else str
+            parser.add_argument(flag, type=convert, default=None, help=helptext)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ltp_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     p = sub.add_parser("serve", help="run the HTTP service (settings also from LTP_* variables)")
-    p.add_argument("--models-dir")
-    p.add_argument("--default-model")
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--threads", type=int)
-    p.add_argument("--workers", type=int, help="batches run side by side")
-    p.add_argument("--max-batch-size", type=int)
-    p.add_argument("--max-batch-tokens", type=int)
-    p.add_argument("--max-wait-ms", type=float)
-    p.add_argument("--request-timeout-s", type=float)
-    p.add_argument("--api-key")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--log-json", action="store_true", default=None)
+    add_settings_flags(p)
     p.set_defaults(func=cmd_serve)
     return parser
 

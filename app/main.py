@@ -4,27 +4,44 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import compat, routes
 from app.engine.backend import Backend
 from app.engine.engine import Engine
 from app.engine.front import InferenceFront
 from app.engine.queue import QueueLimits
-from app.errors import PayloadTooLargeError, ServiceError, error_body
+from app.errors import (
+    BadRequestError,
+    ClientClosedError,
+    ErrorBody,
+    InvalidInputError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceError,
+)
+from app.memory import HeapTrimmer
 from app.metrics import Metrics
-from app.routes import router
+from app.schemas import ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest
 from app.settings import Settings
 from ltp.artifact import LTP_JSON, Artifact, ArtifactError, load_artifact, resolve_device
 from ltp.runtime import tune_allocator
 from ltp.text import encode
 
 log = logging.getLogger("app")
+INFERENCE_PATHS = ("/classify", "/predict")  # requests counted in ltp_requests_total
+REQUEST_MODELS = (ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest)
 
 
 def load_models(settings: Settings) -> dict[str, Artifact]:
@@ -45,8 +62,7 @@ def worker_plan(workers: int, threads: int, device: str, cores: int) -> tuple[in
 
     On the CPU, two workers of half the cores each by default: one worker's batch computes
     while the other runs its Python between operators, where a single worker of all the
-    cores leaves them idle (on 2 cores under load: 1.3x the requests/s of one worker of two
-    threads). On a GPU one worker keeps the device busy.
+    cores leaves them idle. On a GPU one worker keeps the device busy.
     """
     if workers <= 0:
         workers = 1 if device != "cpu" or cores < 2 else 2
@@ -55,44 +71,90 @@ def worker_plan(workers: int, threads: int, device: str, cores: int) -> tuple[in
     return workers, threads
 
 
-def warm_up(backend: Backend) -> None:
-    """A real forward pass per model, at a few lengths, before the service says ready."""
+def warm_up(engine: Engine) -> None:
+    """Real forward passes of every model before the service says ready; their timings seed
+    the cost model that admission uses, so the first estimates are this machine's."""
+    backend, policy = engine.backend, engine.policy
     for name, artifact in backend.artifacts.items():
-        texts = ["warm up " * n for n in (1, 8, 32)]
-        for enc in encode(artifact.tokenizer, texts, max_length=artifact.meta.max_length):
-            backend.forward(name, [enc])
+        length = max(8, artifact.meta.max_length // 2)
+        for count in (1, 8, 1, 8):
+            texts = ["warm up " * (length // 2)] * count
+            encoded = encode(artifact.tokenizer, texts, max_length=artifact.meta.max_length)
+            start = time.perf_counter()
+            backend.forward(name, encoded)
+            policy.costs[name].observe(sum(e.num_tokens for e in encoded),
+                                       time.perf_counter() - start)
+
+
+def error_response(error: ServiceError) -> Response:
+    return Response(orjson.dumps(error.body()), status_code=error.status,
+                    media_type="application/json", headers=error.headers)
 
 
 def _handlers(app: FastAPI) -> None:
-    def record(request: Request, status: int, kind: str) -> None:
-        model = getattr(request.state, "model", None) or "-"
+    def answer(request: Request, error: ServiceError) -> Response:
         metrics = getattr(request.app.state, "metrics", None)
-        if metrics is not None and request.url.path == "/classify":
-            metrics.record_request(model, status)
-            metrics.record_rejection(kind)
+        if metrics is not None and request.url.path in INFERENCE_PATHS:
+            metrics.record_request(getattr(request.state, "model", None), error.status,
+                                   error_type=error.type)
+        if isinstance(error, ClientClosedError):
+            log.info("client closed the connection on %s after %.0f ms; its queued work dropped",
+                     request.url.path, (time.monotonic() - request.state.started) * 1e3
+                     if hasattr(request.state, "started") else 0.0)
+        return error_response(error)
 
     @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        record(request, exc.status, exc.type)
-        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        record(request, 422, "invalid_input")
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg")
-        return JSONResponse({"error": message or "invalid request", "type": "invalid_input"}, 422)
+        return answer(request, InvalidInputError(message or "invalid request"))
 
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        record(request, 500, "internal_error")
-        return JSONResponse({"error": "internal error", "type": "internal_error"}, 500)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        kind = {404: NotFoundError, 405: MethodNotAllowedError}.get(exc.status_code)
+        error = (kind or BadRequestError)(str(exc.detail), dict(exc.headers or {}))
+        error.status = exc.status_code
+        return answer(request, error)
+
+
+class ErrorGuard:
+    """The last net: an unexpected exception becomes one logged line and a 500 with the
+    error body and ``Connection: close``, instead of a dropped connection."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s", scope.get("path"))
+            if not started:
+                error = ServiceError("internal error", {"Connection": "close"})
+                await _send(send, error)
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, whether or not they declare a length."""
+    """Refuse bodies over ``limit`` bytes with 413, whether or not they declare a length.
+
+    A declared length over the limit is refused before any byte is read; a chunked body is
+    counted as it arrives and refused when it passes the limit. Either way the rest of the
+    body is never read, so the answer says ``Connection: close``.
+    """
 
     def __init__(self, app, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -101,9 +163,10 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = PayloadTooLargeError(f"request body over {self.limit} bytes")
+        too_large = PayloadTooLargeError(f"request body over {self.limit} bytes",
+                                         {"Connection": "close"})
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await _send_error(send, too_large)
+            return await _send(send, too_large)
         seen = 0
 
         async def counting_receive():
@@ -117,14 +180,30 @@ class BodyLimit:
         return await self.app(scope, counting_receive, send)
 
 
-async def _send_error(send, error: ServiceError) -> None:
-    import json
-
-    body = json.dumps(error_body(error)).encode()
-    await send({"type": "http.response.start", "status": error.status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+async def _send(send, error: ServiceError) -> None:
+    body = orjson.dumps(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _openapi(app: FastAPI):
+    """The generated schema, plus the request bodies that routes parse themselves and the
+    error body every error status refers to."""
+    def schema() -> dict:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                               routes=app.routes)
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in (*REQUEST_MODELS, ErrorBody):
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(found.pop("$defs", {}))
+                components[model.__name__] = found
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    return schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -138,21 +217,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workers, threads = worker_plan(settings.workers, settings.threads, device,
                                        len(os.sched_getaffinity(0)))
         torch.set_num_threads(threads)
-        backend = Backend(artifacts)
-        if settings.warmup:
-            warm_up(backend)
         metrics = app.state.metrics
+        metrics.models.update(artifacts)
+        engine = Engine(Backend(artifacts), QueueLimits.from_settings(settings),
+                        on_batch=metrics.record_batch, on_queue=metrics.set_queue,
+                        on_drop=lambda reason, n: metrics.dropped_sequences.labels(reason).inc(n),
+                        workers=workers, trimmer=HeapTrimmer(settings.trim_interval_s))
+        if settings.warmup:
+            warm_up(engine)
         for name, a in artifacts.items():
             metrics.model_info.labels(name, a.meta.family, str(a.device), settings.dtype,
                                       str(name == settings.default_model).lower()).set(1)
-        limits = QueueLimits(max_batch_size=settings.max_batch_size,
-                             max_batch_tokens=settings.max_batch_tokens,
-                             max_sequences=settings.max_queue_sequences,
-                             max_padding_ratio=settings.max_padding_ratio)
-        engine = Engine(backend, limits, settings.max_wait_ms / 1e3, on_batch=metrics.record_batch,
-                        on_queue=metrics.set_queue,
-                        on_drop=lambda reason, n: metrics.rejections.labels(reason).inc(n),
-                        workers=workers)
+        metrics.backlog_seconds.set_function(lambda: engine.policy.backlog_seconds(time.monotonic()))
+        for name, cost in engine.policy.costs.items():
+            metrics.cost_per_token_seconds.labels(name).set_function(lambda c=cost: c.per_token_s)
         engine.start()
         app.state.front = InferenceFront(engine, artifacts, settings)
         app.state.ready = True
@@ -163,11 +241,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await engine.stop()
 
     app = FastAPI(title="LTP classifier service", version="0.1.0", lifespan=lifespan,
-                  description="Text classification with learned token pruning.")
+                  description="Text classification with learned token pruning. Every error "
+                  "answers `{\"error\": message, \"error_type\": type}`.")
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ready = False
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(compat.router)
     _handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ErrorGuard)
+    app.openapi = _openapi(app)
     return app

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from app.engine.batch import BatchStats
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+                   0.6, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
+UNKNOWN_MODEL = "unknown"  # the label of every model name the server does not serve
 TOKEN_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 RATIO_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128)
@@ -18,10 +20,20 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("ltp_requests", "Requests by model and HTTP status",
+        ProcessCollector(registry=r)  # process_resident_memory_bytes and friends
+        self.models: set[str] = set()  # label values allowed for `model`
+        self.requests = Counter("ltp_requests", "Inference requests by model and HTTP status "
+                                "(499: the client closed the connection first, abandoned)",
                                 ["model", "status"], registry=r)
-        self.rejections = Counter("ltp_rejections", "Requests refused, by reason", ["reason"],
-                                  registry=r)
+        self.rejections = Counter("ltp_rejections", "Inference requests that got no result, by "
+                                  "error type (one count per request)", ["reason"], registry=r)
+        self.dropped_sequences = Counter("ltp_dropped_sequences", "Queued sequences removed "
+                                         "without being computed, by reason", ["reason"], registry=r)
+        self.backlog_seconds = Gauge("ltp_backlog_seconds", "Expected wait of a new request: "
+                                     "queued and running work over the workers", registry=r)
+        self.cost_per_token_seconds = Gauge("ltp_cost_per_token_seconds", "Measured forward "
+                                            "seconds per input token on one worker", ["model"],
+                                            registry=r)
         self.request_seconds = Histogram("ltp_request_seconds", "End-to-end /classify latency",
                                          ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self.tokenize_seconds = Histogram("ltp_tokenize_seconds", "Tokenisation time per request",
@@ -57,6 +69,10 @@ class Metrics:
         self.model_info = Gauge("ltp_model_info", "Loaded models (value 1)",
                                 ["model", "family", "device", "dtype", "default"], registry=r)
 
+    def model_label(self, name: str | None) -> str:
+        """The label of a model: its name when served, else one shared value (bounded)."""
+        return name if name in self.models else UNKNOWN_MODEL
+
     def record_batch(self, stats: BatchStats) -> None:
         """Called by the worker after each batch."""
         m = stats.model
@@ -64,28 +80,34 @@ class Metrics:
         self.batch_size.labels(m).observe(stats.size)
         self.batch_tokens.labels(m).observe(stats.padded_tokens)
         self.batch_padding_ratio.labels(m).observe(1 - stats.num_tokens / stats.padded_tokens)
+        self.sequences.labels(m).inc(len(stats.results))
+        queue, inputs, kept = (self.queue_seconds.labels(m), self.input_tokens.labels(m),
+                               self.kept_tokens.labels(m))
+        layers = [self.layer_kept_tokens.labels(m, str(i))
+                  for i in range(len(stats.results[0].kept_tokens_per_layer))]
+        saved = self.flops_saved_ratio.labels(m)
         for res in stats.results:
-            self.sequences.labels(m).inc()
-            self.queue_seconds.labels(m).observe(res.queue_seconds)
-            self.input_tokens.labels(m).observe(res.input_tokens)
-            kept = res.kept_tokens_per_layer
-            self.kept_tokens.labels(m).observe(kept[-2] if len(kept) > 1 else kept[-1])
-            for layer, count in enumerate(kept):
-                self.layer_kept_tokens.labels(m, str(layer)).observe(count)
-            self.flops.labels(m).inc(res.flops)
-            self.flops_dense.labels(m).inc(res.flops_dense)
-            self.flops_saved_ratio.labels(m).observe(1 - res.flops / res.flops_dense)
+            queue.observe(res.queue_seconds)
+            inputs.observe(res.input_tokens)
+            kept.observe(res.kept_tokens)
+            for layer, count in zip(layers, res.kept_tokens_per_layer, strict=True):
+                layer.observe(count)
+            saved.observe(1 - res.flops / res.flops_dense)
+        self.flops.labels(m).inc(sum(r.flops for r in stats.results))
+        self.flops_dense.labels(m).inc(sum(r.flops_dense for r in stats.results))
 
-    def record_request(self, model: str, status: int, seconds: float | None = None,
-                       tokenize_seconds: float | None = None) -> None:
+    def record_request(self, model: str | None, status: int, seconds: float | None = None,
+                       tokenize_seconds: float | None = None, error_type: str | None = None,
+                       ) -> None:
+        """One inference request's end: its status, and its timings or its error type."""
+        model = self.model_label(model)
         self.requests.labels(model, str(status)).inc()
+        if error_type is not None:
+            self.rejections.labels(error_type).inc()
         if seconds is not None:
             self.request_seconds.labels(model).observe(seconds)
         if tokenize_seconds is not None:
             self.tokenize_seconds.labels(model).observe(tokenize_seconds)
-
-    def record_rejection(self, reason: str) -> None:
-        self.rejections.labels(reason).inc()
 
     def set_queue(self, sequences: int, tokens: int) -> None:
         self.queue_sequences.set(sequences)

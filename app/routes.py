@@ -1,65 +1,80 @@
-"""HTTP routes: short handlers over the inference front."""
+"""HTTP routes of our own API: classify, models, health, metrics."""
 
 from __future__ import annotations
 
-import secrets
-import time
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.engine.front import InferenceFront
-from app.errors import NotReadyError, UnauthorizedError
-from app.schemas import ClassifyRequest, ClassifyResponse, ModelInfo, ModelList
+from app.calls import (
+    INFERENCE_ERRORS,
+    Authorized,
+    Call,
+    Front,
+    json_response,
+    request_body,
+    scores,
+)
+from app.compat import infinity_classify
+from app.engine.front import Inference
+from app.errors import InvalidInputError, ModelNotFoundError, NotReadyError, UnauthorizedError, responses
+from app.schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    InfinityClassifyRequest,
+    ModelInfo,
+    ModelList,
+    validate,
+)
 
 router = APIRouter()
-
-# Dependencies are async on purpose: FastAPI runs plain functions in a thread pool, a hop
-# per request that cost more than the checks themselves.
-
-
-async def get_front(request: Request) -> InferenceFront:
-    if not getattr(request.app.state, "ready", False):
-        raise NotReadyError("models are still loading")
-    return request.app.state.front
-
-
-async def check_api_key(request: Request) -> None:
-    key = request.app.state.settings.api_key
-    if not key:
-        return
-    given = request.headers.get("x-api-key") or ""
-    auth = request.headers.get("authorization") or ""
-    if auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if not secrets.compare_digest(given.encode(), key.encode()):
-        raise UnauthorizedError("missing or wrong API key (Authorization: Bearer KEY or X-API-Key)")
-
-
-Front = Annotated[InferenceFront, Depends(get_front)]
-Authorized = Depends(check_api_key)
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
 
 
-@router.post("/classify", response_model=ClassifyResponse, dependencies=[Authorized])
-async def classify(body: ClassifyRequest, request: Request, front: Front) -> JSONResponse:
-    started = time.monotonic()
-    request.state.model = body.model or front.settings.default_model
-    response, timings = await front.classify(body, started, request.is_disconnected)
-    total = time.monotonic() - started
-    request.app.state.metrics.record_request(response.model, 200, total, timings.tokenize_seconds)
-    return JSONResponse(response.model_dump(exclude_none=True), headers={
-        "X-Tokenize-Ms": _ms(timings.tokenize_seconds), "X-Queue-Ms": _ms(timings.queue_seconds),
-        "X-Inference-Ms": _ms(timings.inference_seconds), "X-Total-Ms": _ms(total),
+@router.post("/classify", response_model=ClassifyResponse, dependencies=[Authorized],
+             responses=responses(*INFERENCE_ERRORS, ModelNotFoundError),
+             openapi_extra=request_body(ClassifyRequest))
+async def classify(request: Request, front: Front) -> Response:
+    """Classify texts or text pairs. Also takes Infinity's body (`input`, `model`, `raw_scores`)
+    and then answers in Infinity's shape."""
+    call = Call(request, front)
+    data = await call.json()
+    if isinstance(data, dict) and "input" in data and "inputs" not in data:
+        return await infinity_classify(call, validate(InfinityClassifyRequest, data))
+    body = validate(ClassifyRequest, data)
+    labels = front.artifacts[front.model_name(body.model)].meta.labels
+    if body.top_k is not None and body.top_k > len(labels):
+        raise InvalidInputError(f"top_k {body.top_k} > {len(labels)} labels")
+    result = await call.run(body.model, body.items(), body.truncate)
+    total = call.record(result)
+    return json_response(_classify_body(result, body), headers={
+        "X-Tokenize-Ms": _ms(result.timings.tokenize_seconds),
+        "X-Queue-Ms": _ms(result.timings.queue_seconds),
+        "X-Inference-Ms": _ms(result.timings.inference_seconds), "X-Total-Ms": _ms(total),
     })
 
 
-@router.get("/models", response_model=ModelList, dependencies=[Authorized])
+def _classify_body(result: Inference, body: ClassifyRequest) -> dict:
+    predictions = []
+    for res in result.results:
+        ranked = scores(res, result.labels, body.raw_scores)
+        pred = {"label": ranked[0][1], "score": ranked[0][0],
+                "scores": [{"label": label, "score": s} for s, label in ranked[: body.top_k]],
+                "input_tokens": res.input_tokens, "kept_tokens": res.kept_tokens}
+        if body.details:
+            pred["kept_tokens_per_layer"] = res.kept_tokens_per_layer
+        predictions.append(pred)
+    flops = sum(r.flops for r in result.results)
+    dense = sum(r.flops_dense for r in result.results)
+    return {"model": result.model, "results": predictions, "usage": {
+        "input_tokens": sum(r.input_tokens for r in result.results), "flops": flops,
+        "flops_dense": dense, "flops_saved_ratio": 1 - flops / dense if dense else 0.0}}
+
+
+@router.get("/models", response_model=ModelList, dependencies=[Authorized],
+            responses=responses(UnauthorizedError, NotReadyError))
 async def models(request: Request, front: Front) -> ModelList:
     settings = request.app.state.settings
     return ModelList(models=[
@@ -76,14 +91,19 @@ async def healthz() -> dict:
     return {"status": "alive"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=responses(NotReadyError))
 async def readyz(request: Request) -> dict:
     if not getattr(request.app.state, "ready", False):
         raise NotReadyError("models are still loading")
     return {"status": "ready", "models": sorted(request.app.state.front.artifacts)}
 
 
-@router.get("/metrics")
+PROMETHEUS_TEXT = {200: {"description": "Prometheus text format",
+                         "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}}
+
+
+@router.get("/metrics", response_class=Response, responses=PROMETHEUS_TEXT)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
+

@@ -1,37 +1,67 @@
-"""Request and response models of the HTTP API."""
+"""Request and response models of the HTTP API: ours, and the TEI and Infinity shapes."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated, Literal, TypeVar
 
-TextInput = str | list[str]  # a text, or a [text, second text] pair
+import orjson
+from annotated_types import Len
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
+from app.errors import InvalidInputError
+
+M = TypeVar("M", bound=BaseModel)
+
+# a text with at least one character that is not white space
+Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+Pair = Annotated[list[Text], Len(2, 2)]  # [text, second text]
+TextInput = Text | Pair
+MODEL_NAME = dict(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+
+
+def parse_json(raw: bytes):
+    """The body as Python objects; malformed JSON (bad UTF-8, lone surrogates, nesting past
+    1,024 levels) is a 422."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"invalid JSON: {exc}") from None
+
+
+def validate(model: type[M], data) -> M:
+    """Validate parsed JSON against ``model``; any fault is a 422 naming the field.
+
+    The message never repeats the input: a client's text (or a megabyte of model name) is
+    not echoed back.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise InvalidInputError(f"{where}: {first['msg']}" if where else first["msg"]) from None
+
+
+# -- ours ---------------------------------------------------------------------------------
 
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: str | list[TextInput] = Field(
+    inputs: Text | Annotated[list[TextInput], Len(min_length=1)] = Field(
         description="a text, a list of texts, or a list of [text, second text] pairs",
         examples=["a thoroughly enjoyable film", ["great", "awful"]],
     )
-    model: str | None = Field(default=None, description="model name; the default when absent")
+    model: str | None = Field(None, description="model name; the default when absent", **MODEL_NAME)
     truncate: bool = Field(default=True, description="cut inputs to the model's max length")
     top_k: int | None = Field(default=None, ge=1, description="return only the k best labels")
     details: bool = Field(default=False, description="include kept tokens per layer")
-
-    @field_validator("inputs")
-    @classmethod
-    def _shape(cls, value):
-        items = [value] if isinstance(value, str) else value
-        if not items:
-            raise ValueError("inputs is empty")
-        for item in items:
-            if isinstance(item, list) and len(item) != 2:
-                raise ValueError("a sentence pair is a list of exactly 2 texts")
-            texts = item if isinstance(item, list) else [item]
-            if any(not t.strip() for t in texts):
-                raise ValueError("inputs contain an empty text")
-        return value
+    raw_scores: bool = Field(default=False, description="logits instead of probabilities")
 
     def items(self) -> list[tuple[str, str | None]]:
         items = [self.inputs] if isinstance(self.inputs, str) else self.inputs
@@ -79,3 +109,100 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+
+
+# -- Infinity: POST /classify with `input` ------------------------------------------------
+
+class InfinityClassifyRequest(BaseModel):
+    """Infinity's body; told apart from ours by its `input` key."""
+
+    input: list[Text] = Field(min_length=1, description="texts to classify")
+    model: str = Field("default/not-specified", description=(
+        "model name; ignored when one model is loaded, as Infinity does"), **MODEL_NAME)
+    raw_scores: bool = Field(False, description="logits instead of probabilities")
+
+
+class ScoreLabel(BaseModel):
+    score: float
+    label: str
+
+
+class InfinityUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class InfinityClassifyResponse(BaseModel):
+    object: Literal["classify"] = "classify"
+    data: list[list[ScoreLabel]]
+    model: str
+    usage: InfinityUsage
+    id: str
+    created: int
+
+
+# -- TEI: POST /predict, GET /info, POST /tokenize ----------------------------------------
+
+class PredictRequest(BaseModel):
+    """TEI's body. `inputs`: a text, a pair `[a, b]`, or a batch `[[a], [a, b], ...]`; the
+    first element decides, as in TEI."""
+
+    inputs: Text | Annotated[list[Text], Len(1, 2)] | Annotated[
+        list[Annotated[list[Text], Len(1, 2)]], Len(min_length=1)] = Field(examples=["I like you.",
+                                                              [["I like you."], ["I hate pineapples"]]])
+    truncate: bool | None = Field(None, description="cut to the max length; null: the server's (true)")
+    truncation_direction: Literal["Left", "left", "Right", "right"] = "Right"
+    raw_scores: bool = Field(False, description="logits instead of probabilities")
+
+    @property
+    def is_batch(self) -> bool:
+        return isinstance(self.inputs, list) and isinstance(self.inputs[0], list)
+
+    def items(self) -> list[tuple[str, str | None]]:
+        def item(x) -> tuple[str, str | None]:
+            x = [x] if isinstance(x, str) else x
+            return x[0], (x[1] if len(x) > 1 else None)
+
+        return [item(x) for x in self.inputs] if self.is_batch else [item(self.inputs)]
+
+
+class TokenizeRequest(BaseModel):
+    inputs: Text | Annotated[list[Text], Len(min_length=1)] = Field(examples=["test"])
+    add_special_tokens: bool = True
+
+
+class SimpleToken(BaseModel):
+    id: int
+    text: str
+    special: bool
+    start: int | None = Field(description="UTF-8 byte offset in the input; null for special tokens")
+    stop: int | None
+
+
+class ClassifierType(BaseModel):
+    id2label: dict[str, str]
+    label2id: dict[str, int]
+
+
+class ModelType(BaseModel):
+    classifier: ClassifierType
+
+
+class Info(BaseModel):
+    """TEI's /info, for the default model, with this server's limits."""
+
+    model_id: str
+    model_sha: str | None = None
+    model_dtype: str
+    served_model_name: str
+    model_type: ModelType
+    max_concurrent_requests: int
+    max_input_length: int
+    max_batch_tokens: int
+    max_batch_requests: int | None
+    max_client_batch_size: int
+    auto_truncate: bool
+    tokenization_workers: int
+    version: str
+    sha: str | None = None
+    docker_label: str | None = None

@@ -1,4 +1,8 @@
-"""Service settings, from LTP_* environment variables (and `ltp serve` flags)."""
+"""Service settings: the one place each limit and default is written.
+
+Read from ``LTP_*`` environment variables; ``ltp serve`` generates its flags from these
+fields (name, type, default and help), so flags, variables and defaults cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +11,67 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DTYPES = ("fp32", "bf16", "fp16")
+
 
 class Settings(BaseSettings):
     """Validated once at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="LTP_", extra="ignore")
 
-    models_dir: Path = Path("models")
-    # artifact folder names under models_dir to load; empty: every LTP artifact found
-    models: list[str] = Field(default_factory=list)
-    default_model: str = "sentiment-minilm-ltp"
-    device: str = "auto"  # auto: CUDA when present
-    dtype: str = "fp32"
-    # inference workers: batches run side by side, each on its own thread (0: auto, 2 on a
-    # CPU of 2 or more cores, 1 on a GPU)
-    workers: int = 0
-    threads: int = 0  # torch threads of each worker (0: auto, the CPU cores / workers)
-    # micro-batching
-    max_batch_size: int = 32
-    max_batch_tokens: int = 8192  # padded tokens per batch: batch size x longest input
-    # how long an idle worker waits for a batch to fill (a busy one lets it grow anyway)
-    max_wait_ms: float = 0.0
-    max_padding_ratio: float = 0.3  # most of a batch's padded tokens that may be padding
-    max_queue_sequences: int = 2048  # beyond this, 429
-    # limits
-    max_inputs: int = 64  # per request
-    max_text_chars: int = 20_000  # per input text
-    max_body_bytes: int = 1_000_000
-    request_timeout_s: float = 30.0
-    api_key: str | None = None
-    # server
-    host: str = "0.0.0.0"
-    port: int = 8000
-    log_json: bool = False
-    warmup: bool = True
+    # -- models -------------------------------------------------------------------------
+    models_dir: Path = Field(Path("models"), description="folder of LTP artifacts")
+    models: list[str] = Field(default_factory=list, description=(
+        "artifact folder names under models_dir to load; empty: every LTP artifact found"))
+    default_model: str = Field("sentiment-minilm-ltp", description="model of requests that name none")
+    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
+    dtype: str = Field("fp32", description="weights' precision: " + ", ".join(DTYPES))
+    # -- workers ------------------------------------------------------------------------
+    workers: int = Field(0, description=(
+        "inference workers, batches run side by side (0: auto, 2 on a CPU of 2+ cores, 1 on a GPU)"))
+    threads: int = Field(0, description="torch threads of each worker (0: the CPU cores / workers)")
+    # -- batching -----------------------------------------------------------------------
+    max_batch_size: int = Field(32, description="sequences per batch")
+    max_batch_tokens: int = Field(8192, description="padded tokens per batch: batch size x longest")
+    max_wait_ms: float = Field(0.0, description=(
+        "how long an idle worker waits for a batch to fill (a busy one lets it grow anyway)"))
+    max_padding_ratio: float = Field(0.3, description=(
+        "most of a batch's padded tokens that may be padding; only attention in layers that "
+        "do not prune sees padding in the packed forward"))
+    bucket_width: int = Field(16, description="tokens per length bucket of the queue")
+    # -- admission ----------------------------------------------------------------------
+    max_queue_wait_ms: float = Field(400.0, description=(
+        "refuse (429) a request when the work queued ahead of it, by the measured cost per "
+        "token, would take longer than this to start"))
+    max_queue_sequences: int = Field(2048, description="hard cap on queued sequences (429 beyond)")
+    request_timeout_s: float = Field(30.0, description=(
+        "deadline of a request; a client may ask for less with X-Request-Timeout-Ms"))
+    # -- request limits -----------------------------------------------------------------
+    max_inputs: int = Field(64, description="inputs per request")
+    max_text_chars: int = Field(20_000, description="characters per input text")
+    max_body_bytes: int = Field(1_000_000, description="request body size")
+    max_model_name_chars: int = Field(128, description="length of a requested model name")
+    api_key: str | None = Field(None, description="if set, required as Bearer token or X-API-Key")
+    # -- server -------------------------------------------------------------------------
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(8000, description="port to listen on")
+    keep_alive_s: float = Field(75.0, description=(
+        "idle keep-alive of client connections; above any proxy's upstream keep-alive "
+        "(nginx here: 60 s) so the proxy, not the service, closes idle connections"))
+    trim_interval_s: float = Field(5.0, description=(
+        "return the heap's free pages to the OS at most this often (0: never)"))
+    log_json: bool = Field(False, description="log one JSON object per line")
+    warmup: bool = Field(True, description="run real forwards before reporting ready")
 
     @field_validator("dtype")
     @classmethod
     def _dtype(cls, value: str) -> str:
-        if value not in ("fp32", "bf16", "fp16"):
-            raise ValueError("dtype must be fp32, bf16 or fp16")
+        if value not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
         return value
 
-    @field_validator("max_batch_size", "max_batch_tokens", "max_queue_sequences", "max_inputs")
+    @field_validator("max_batch_size", "max_batch_tokens", "max_queue_sequences", "max_inputs",
+                     "bucket_width")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

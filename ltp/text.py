@@ -43,7 +43,20 @@ def encode(
     max_length: int = 128,
     truncate: bool = True,
 ) -> list[Encoded]:
-    """Tokenise texts (and optional second texts) without padding."""
+    """Tokenise texts (and optional second texts, None where an input has none) without
+    padding."""
+    if pairs is not None and any(p is None for p in pairs):
+        if all(p is None for p in pairs):
+            pairs = None
+        else:  # a mixed batch: singles and pairs tokenised apart, then put back in order
+            singles = [i for i, p in enumerate(pairs) if p is None]
+            doubles = [i for i, p in enumerate(pairs) if p is not None]
+            out: list[Encoded | None] = [None] * len(texts)
+            for group, second in ((singles, None), (doubles, [pairs[i] for i in doubles])):
+                encoded = encode(tokenizer, [texts[i] for i in group], second, max_length, truncate)
+                for i, e in zip(group, encoded, strict=True):
+                    out[i] = e
+            return out
     out = tokenizer(
         texts,
         pairs,

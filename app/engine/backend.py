@@ -19,23 +19,25 @@ class Backend:
         self.artifacts = artifacts
 
     def forward(self, model: str, encoded: list[Encoded]) -> tuple[ForwardOutput, torch.Tensor]:
-        """The compact forward of one padded batch; returns its output and probabilities."""
+        """The compact forward of one padded batch; returns its output and fp32 logits."""
         artifact = self.artifacts[model]
         inputs = pad_batch(encoded, artifact.tokenizer.pad_token_id).to(artifact.device)
         with torch.inference_mode():
             out = artifact.model(inputs.input_ids, inputs.attention_mask, inputs.token_type_ids,
                                  mode="compact")
-            return out, out.logits.float().softmax(-1).cpu()
+            return out, out.logits.float().cpu()
 
     def run(self, batch: Batch) -> BatchStats:
         start = time.perf_counter()
-        out, probs = self.forward(batch.model, [e.encoded for e in batch.entries])
+        out, logits = self.forward(batch.model, [e.encoded for e in batch.entries])
+        probs = logits.softmax(-1)
         seconds = time.perf_counter() - start
         stats = BatchStats(model=batch.model, size=len(batch.entries), num_tokens=batch.num_tokens,
                            padded_tokens=batch.padded_tokens, seconds=seconds)
         for i, entry in enumerate(batch.entries):
             stats.results.append(SequenceResult(
                 probabilities=probs[i].tolist(),
+                logits=logits[i].tolist(),
                 input_tokens=int(out.input_tokens[i]),
                 kept_tokens_per_layer=out.kept_tokens[i].tolist(),
                 flops=float(out.flops[i]),

@@ -18,7 +18,6 @@ class Entry:
     deadline: float
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    tokenize_seconds: float = 0.0
 
     @property
     def num_tokens(self) -> int:
@@ -62,6 +61,7 @@ class SequenceResult:
     """What one sequence gets back from a batch."""
 
     probabilities: list[float]
+    logits: list[float]
     input_tokens: int
     kept_tokens_per_layer: list[int]
     flops: float
@@ -69,6 +69,12 @@ class SequenceResult:
     queue_seconds: float
     inference_seconds: float
     batch_size: int
+
+    @property
+    def kept_tokens(self) -> int:
+        """Tokens left after the last layer that prunes (the last layer keeps one token)."""
+        kept = self.kept_tokens_per_layer
+        return kept[-2] if len(kept) > 1 else kept[-1]
 
 
 @dataclass

@@ -28,15 +28,27 @@ class Queueable(Protocol):
     def abandoned(self) -> bool: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class QueueLimits:
-    max_batch_size: int = 32
-    max_batch_tokens: int = 8192
-    max_sequences: int = 2048
-    bucket_width: int = 16  # tokens per length bucket
-    # a sequence joins a batch only if the batch's padding stays at most this fraction of
-    # its padded tokens: pruned attention pays for padded width squared
-    max_padding_ratio: float = 0.3
+    """The batching limits, read from ``Settings`` (where each is defined and explained)."""
+
+    max_batch_size: int
+    max_batch_tokens: int
+    max_sequences: int
+    max_padding_ratio: float
+    bucket_width: int
+    max_queue_wait_s: float
+    max_wait_s: float
+
+    @classmethod
+    def from_settings(cls, settings) -> QueueLimits:
+        return cls(max_batch_size=settings.max_batch_size,
+                   max_batch_tokens=settings.max_batch_tokens,
+                   max_sequences=settings.max_queue_sequences,
+                   max_padding_ratio=settings.max_padding_ratio,
+                   bucket_width=settings.bucket_width,
+                   max_queue_wait_s=settings.max_queue_wait_ms / 1e3,
+                   max_wait_s=settings.max_wait_ms / 1e3)
 
 
 @dataclass
@@ -59,9 +71,6 @@ class BucketQueue:
 
     def __len__(self) -> int:
         return len(self._arrival)
-
-    def has_room(self, count: int) -> bool:
-        return len(self) + count <= self.limits.max_sequences
 
     def put(self, entry: Queueable) -> None:
         key = next(self._ids)

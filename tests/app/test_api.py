@@ -88,7 +88,7 @@ def test_bad_input_is_a_clear_4xx_and_the_server_still_serves(client, body, stat
     else:
         r = client.post("/classify", json=body)
     assert r.status_code == status, r.text
-    assert r.json()["type"] == kind and r.json()["error"]
+    assert r.json()["error_type"] == kind and r.json()["error"]
     assert_serves(client)
 
 
@@ -102,7 +102,7 @@ def test_body_too_large(models_dir):
 
     with TestClient(create_app(settings_for(models_dir, max_body_bytes=200))) as c:
         r = c.post("/classify", json={"inputs": "a" * 500})
-        assert r.status_code == 413 and r.json()["type"] == "payload_too_large"
+        assert r.status_code == 413 and r.json()["error_type"] == "payload_too_large"
         assert_serves(c)
 
 
@@ -112,7 +112,7 @@ def test_api_key(models_dir):
     with TestClient(create_app(settings_for(models_dir, api_key="s3cret"))) as c:
         assert c.post("/classify", json=GOOD).status_code == 401
         r = c.post("/classify", json=GOOD, headers={"Authorization": "Bearer wrong"})
-        assert r.status_code == 401 and r.json()["type"] == "unauthorized"
+        assert r.status_code == 401 and r.json()["error_type"] == "unauthorized"
         assert c.post("/classify", json=GOOD, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert c.post("/classify", json=GOOD, headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/healthz").status_code == 200  # probes need no key
@@ -124,7 +124,7 @@ def test_queue_full_is_429_with_retry_after(models_dir):
     with TestClient(create_app(settings_for(models_dir, max_queue_sequences=2))) as c:
         r = c.post("/classify", json={"inputs": ["a", "b", "c"]})
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
-        assert r.json()["type"] == "queue_full"
+        assert r.json()["error_type"] == "overloaded"
         assert_serves(c)
 
 
@@ -133,7 +133,7 @@ def test_deadline_is_504(models_dir):
 
     with TestClient(create_app(settings_for(models_dir, request_timeout_s=0.0))) as c:
         r = c.post("/classify", json=GOOD)
-        assert r.status_code == 504 and r.json()["type"] == "deadline_exceeded"
+        assert r.status_code == 504 and r.json()["error_type"] == "deadline_exceeded"
         rejections = [line for line in c.get("/metrics").text.splitlines()
                       if line.startswith("ltp_rejections_total")]
         assert any("deadline" in line for line in rejections)
@@ -142,5 +142,5 @@ def test_deadline_is_504(models_dir):
 def test_errors_are_counted_in_metrics(client):
     client.post("/classify", json={"inputs": "x", "model": "nope"})
     text = client.get("/metrics").text
-    assert 'ltp_requests_total{model="nope",status="404"} 1.0' in text
+    assert 'ltp_requests_total{model="unknown",status="404"} 1.0' in text  # bounded labels
     assert 'ltp_rejections_total{reason="model_not_found"} 1.0' in text

@@ -12,8 +12,13 @@ from app.engine.batch import Entry
 from app.engine.engine import Engine
 from app.engine.queue import QueueLimits
 from app.main import worker_plan
+from app.settings import Settings
 from ltp.artifact import load_artifact
 from ltp.text import encode
+
+
+def limits(**overrides) -> QueueLimits:
+    return QueueLimits.from_settings(Settings(**overrides))
 
 
 class RecordingBackend(Backend):
@@ -34,7 +39,7 @@ def test_abandoned_sequences_are_not_computed(models_dir):
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        engine = Engine(backend, QueueLimits(), max_wait_s=0.05)
+        engine = Engine(backend, limits(max_wait_ms=50))
         engine.start()
         texts = ["good", "bad film", "the plot"]
         encoded = encode(artifact.tokenizer, texts, max_length=32)
@@ -81,7 +86,7 @@ def _run_with_workers(models_dir, workers: int):
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        engine = Engine(backend, QueueLimits(max_batch_size=4), max_wait_s=0.0, workers=workers)
+        engine = Engine(backend, limits(max_batch_size=4), workers=workers)
         engine.start()
         entries = [Entry("tiny-ltp", e, time.monotonic(), float("inf"), loop.create_future(), loop)
                    for e in encoded]
@@ -97,7 +102,7 @@ def test_two_workers_run_batches_side_by_side(models_dir):
     backend, results, artifact, encoded = _run_with_workers(models_dir, workers=2)
     assert backend.most == 2 and len(backend.threads) == 2
     for enc, res in zip(encoded, results, strict=True):  # each result is its own input's
-        alone = Backend({"tiny-ltp": artifact}).forward("tiny-ltp", [enc])[1][0].tolist()
+        alone = Backend({"tiny-ltp": artifact}).forward("tiny-ltp", [enc])[1][0].softmax(-1).tolist()
         assert res.input_tokens == enc.num_tokens
         assert res.probabilities == pytest.approx(alone, abs=1e-5)
 
@@ -115,4 +120,4 @@ def test_worker_plan():
     assert worker_plan(3, 0, "cpu", 12) == (3, 4)
     assert worker_plan(1, 2, "cpu", 2) == (1, 2)
     with pytest.raises(ValueError):
-        Engine(Backend({}), QueueLimits(), 0.0, workers=0)
+        Engine(Backend({}), limits(), workers=0)

