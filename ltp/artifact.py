@@ -7,6 +7,7 @@ learned deltas), normaliser, temperature, labels, max length, provenance, eval r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 from dataclasses import dataclass, field
@@ -17,10 +18,15 @@ import torch
 
 from ltp.config import PruningConfig
 from ltp.model import LTPModel
+from ltp.quant import INT8_FILE, is_int8, load_int8, quantize_model, save_int8
+
+log = logging.getLogger(__name__)
 
 LTP_JSON = "ltp.json"
 FORMAT_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# the precisions a model can run in: the float dtypes, and int8 encoder linears (CPU, see ltp.quant)
+PRECISIONS = (*DTYPES, "int8")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local folders only
 
@@ -91,10 +97,13 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype the weights load in (int8 loads fp32, then quantises the encoder)."""
+    if dtype == "int8":
+        return torch.float32
     try:
         return DTYPES[dtype]
     except KeyError:
-        raise ArtifactError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}") from None
+        raise ArtifactError(f"dtype must be one of {list(PRECISIONS)}, got {dtype!r}") from None
 
 
 def provenance(**extra) -> dict:
@@ -124,7 +133,9 @@ def save_artifact(artifact: Artifact, out_dir: str | Path) -> Path:
     cfg = model.hf.config
     cfg.id2label = dict(enumerate(meta.labels))
     cfg.label2id = {name: i for i, name in enumerate(meta.labels)}
-    model.hf.save_pretrained(out, safe_serialization=True)
+    model.hf.save_pretrained(out, safe_serialization=True)  # int8 layers save dequantised
+    if is_int8(model):
+        save_int8(model, out)
     artifact.tokenizer.save_pretrained(out)
     (out / LTP_JSON).write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
     return out
@@ -161,7 +172,12 @@ def _load_hf(path: Path, dtype: torch.dtype, num_labels: int | None = None):
 
 
 def load_artifact(path: str | Path, device: str = "cpu", dtype: str = "fp32") -> Artifact:
-    """Load an LTP artifact onto a device, in eval mode."""
+    """Load an LTP artifact onto a device, in eval mode.
+
+    ``dtype``: fp32, bf16, fp16, or int8 (CPU only): the encoder's linear layers run with the
+    artifact's saved int8 weights (``int8.safetensors``, see ``ltp quantize``), or, where it
+    has none, with weights quantised at load.
+    """
     path = Path(path)
     meta_file = path / LTP_JSON
     if not meta_file.is_file():
@@ -169,6 +185,14 @@ def load_artifact(path: str | Path, device: str = "cpu", dtype: str = "fp32") ->
     meta = ArtifactMeta.from_dict(json.loads(meta_file.read_text()))
     hf, tokenizer = _load_hf(path, resolve_dtype(dtype))
     model = LTPModel(hf, meta.pruning).to(resolve_device(device)).eval()
+    if dtype == "int8":
+        if model.threshold_delta.device.type != "cpu":
+            raise ArtifactError("int8 runs on the CPU only")
+        state = load_int8(path)
+        if state is None:
+            log.warning("%s has no %s: quantising its weights at load (`ltp quantize` saves them)",
+                        path, INT8_FILE)
+        quantize_model(model, state)
     return Artifact(model=model, tokenizer=tokenizer, meta=meta, path=path)
 
 

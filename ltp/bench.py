@@ -71,13 +71,23 @@ def _alternate(runs: dict[str, Callable[[], None]], rounds: int, device) -> dict
     return times
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048,
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype | str, size: int = 2048,
                        repeats: int = 10) -> float:
-    """Best GFLOP/s of a square matrix multiply: the practical ceiling of this device."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b), device) for _ in range(repeats))
+    """Best GFLOP/s of a square matrix multiply: the practical ceiling of this device.
+
+    ``dtype="int8"``: the int8 linear the model runs (``ltp.quant.Int8Linear``)."""
+    if dtype == "int8":
+        from ltp.quant import Int8Linear, quantize_weight
+
+        a = torch.randn(size, size)
+        linear = Int8Linear(*quantize_weight(torch.randn(size, size)), torch.zeros(size))
+        run = lambda: linear(a)  # noqa: E731
+    else:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        run = lambda: torch.mm(a, b)  # noqa: E731
+    run()
+    best = min(_timed(run, device) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 
@@ -122,8 +132,7 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig) -> d
     best = {k: min(v) for k, v in throughput.items()}
     executed = float(sum(o.model_flops.sum() for o in pruned_outputs))  # compact, whole model
     dense_executed = float(sum(o.model_flops_dense.sum() for o in pruned_outputs))
-    dtype = next(artifact.model.hf.parameters()).dtype
-    peak = matmul_peak_gflops(device, dtype)
+    peak = matmul_peak_gflops(device, precision_of(artifact.model))
     spread = {k: (max(v) - min(v)) / min(v) for k, v in throughput.items()}
     lat = {k: statistics.median(v) / len(singles) * 1e3 for k, v in latency.items()}
     return {
@@ -147,24 +156,83 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig) -> d
     }
 
 
-def compare_to_fp32(artifact: Artifact, reference: Artifact, encoded: list[Encoded], cfg) -> dict:
-    """Logit and decision differences of a low-precision artifact against its fp32 load."""
-    inputs = select_inputs(encoded, cfg)
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name from /proc/cpuinfo."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def precision_of(model) -> torch.dtype | str:
+    """The dtype the model's matrix multiplies run in, or "int8"."""
+    from ltp.quant import is_int8
+
+    return "int8" if is_int8(model) else next(model.hf.parameters()).dtype
+
+
+def load_split(artifact: Artifact, dataset: str, split: str, max_length: int
+               ) -> tuple[list[Encoded], list[int]]:
+    """A data set split tokenised for ``artifact``, and its labels."""
+    from ltp.data import load_dataset
+    from ltp.text import encode
+
+    examples = load_dataset(dataset).split(split)
+    pairs = [e.text_pair for e in examples]
+    encoded = encode(artifact.tokenizer, [e.text for e in examples],
+                     pairs if any(p is not None for p in pairs) else None, max_length=max_length)
+    return encoded, [e.label for e in examples]
+
+
+def agreement(artifact: Artifact, reference: Artifact | None, encoded: list[Encoded],
+              labels: list[int], cfg: BenchConfig) -> dict:
+    """Accuracy of the compact and dense forwards, and how the compact forward agrees with
+    ``reference`` (the same model in fp32; None: the artifact is the fp32 reference).
+
+    ``keep_agreement_vs_fp32`` is the share of input tokens whose keep decisions equal the
+    reference's in every pruning layer (the same number of layers kept them);
+    ``kept_counts_equal_vs_fp32`` the share of inputs whose kept counts are equal in every
+    layer.
+    """
+    chosen = [i for i, e in enumerate(encoded) if e.num_tokens >= cfg.min_tokens][: cfg.max_examples]
+    inputs, gold = [encoded[i] for i in chosen], torch.tensor([labels[i] for i in chosen])
     pad_id = artifact.tokenizer.pad_token_id
-    diffs, agree, kept_agree, total = [], 0, 0, 0
+    counts = dict.fromkeys(("compact", "dense", "labels", "kept", "tokens", "tokens_equal"), 0)
+    max_diff = 0.0
     with torch.inference_mode():
         for g in length_sorted_batches(inputs, cfg.batch_size):
             b = pad_batch([inputs[i] for i in g], pad_id)
-            low = artifact.model(*_args(b, artifact.device), mode="compact")
-            ref = reference.model(*_args(b, reference.device), mode="compact")
-            diffs.append((low.logits.float().cpu() - ref.logits.float().cpu()).abs().max().item())
-            agree += int((low.logits.argmax(-1).cpu() == ref.logits.argmax(-1).cpu()).sum())
-            kept_agree += int((low.kept_tokens == ref.kept_tokens).all(dim=1).sum())
-            total += len(g)
+            out = artifact.model(*_args(b, artifact.device), mode="compact", track_tokens=True)
+            dense = artifact.model(*_args(b, artifact.device), mode="dense")
+            ref = out if reference is None else reference.model(
+                *_args(b, reference.device), mode="compact", track_tokens=True)
+            predicted, expected = out.logits.argmax(-1).cpu(), ref.logits.argmax(-1).cpu()
+            counts["compact"] += int((predicted == gold[g]).sum())
+            counts["dense"] += int((dense.logits.argmax(-1).cpu() == gold[g]).sum())
+            counts["labels"] += int((predicted == expected).sum())
+            counts["kept"] += int((out.kept_tokens == ref.kept_tokens).all(dim=1).sum())
+            live = b.attention_mask.bool()
+            counts["tokens"] += int(live.sum())
+            counts["tokens_equal"] += int((out.token_layers == ref.token_layers)[live].sum())
+            diff = (out.logits.float().cpu() - ref.logits.float().cpu()).abs().max().item()
+            max_diff = max(max_diff, diff)
+    n = len(inputs)
     return {
-        "max_logit_diff_vs_fp32": max(diffs),
-        "label_agreement_vs_fp32": agree / total,
-        "kept_counts_equal_vs_fp32": kept_agree / total,
+        "accuracy": counts["compact"] / n,
+        "dense_accuracy": counts["dense"] / n,
+        "label_agreement_vs_fp32": counts["labels"] / n,
+        "keep_agreement_vs_fp32": counts["tokens_equal"] / counts["tokens"],
+        "kept_counts_equal_vs_fp32": counts["kept"] / n,
+        "max_logit_diff_vs_fp32": max_diff,
+        "accuracy_examples": n,
     }
 
 

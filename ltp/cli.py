@@ -74,7 +74,7 @@ def cmd_convert(args: argparse.Namespace) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict:
-    from ltp.bench import BenchConfig, compare_to_fp32, run_bench
+    from ltp.bench import BenchConfig, agreement, device_name, load_split, run_bench
     from ltp.runtime import tune_allocator
 
     tuned = tune_allocator()
@@ -85,33 +85,43 @@ def cmd_bench(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size, max_length=args.max_length, min_tokens=args.min_tokens,
         max_examples=args.max_examples, rounds=args.rounds, layout=args.layout,
     )
-    encoded = _encode_split(artifact, args.dataset, args.split, args.max_length)
+    encoded, labels = load_split(artifact, args.dataset, args.split, args.max_length)
     result = run_bench(artifact, encoded, cfg)
+    reference = None
     if args.dtype != "fp32":
         reference = load_artifact(args.model, device=args.device, dtype="fp32")
-        result |= compare_to_fp32(artifact, reference, encoded, cfg)
+    result |= agreement(artifact, reference, encoded, labels, cfg)
+    if args.profile:
+        from ltp.profiling import profile_batches
+
+        result["profile"] = profile_batches(artifact, encoded, cfg)
     return result | {
         "dataset": args.dataset, "split": args.split, "max_length": args.max_length,
         "min_tokens": args.min_tokens, "device": str(artifact.device),
-        "device_name": _device_name(artifact.device), "dtype": args.dtype,
+        "device_name": device_name(artifact.device), "dtype": args.dtype,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "allocator_tuned": tuned,
     }
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
+def cmd_quantize(args: argparse.Namespace) -> dict:
+    from ltp.quant import save_int8
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    artifact = load_artifact(args.model)  # fp32 weights, quantised once here
+    return {"artifact": args.model, "int8_weights": str(save_int8(artifact.model, args.model))}
+
+
+def cmd_bench_runtimes(args: argparse.Namespace) -> dict:
+    from ltp.runtimes import RuntimeBenchConfig, run_runtimes
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = RuntimeBenchConfig(
+        batch_size=args.batch_size, max_length=args.max_length, max_examples=args.max_examples,
+        latency_examples=args.latency_examples, rounds=args.rounds,
+        runtimes=[r for r in args.runtimes.split(",") if r],
+    )
+    return run_runtimes(args.model, args.dense_model, args.dataset, args.split, cfg, args.out)
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict:
@@ -252,15 +262,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
+                   help="precision of both forwards (int8: int8 encoder linears, CPU)")
     p.add_argument("--layout", default="packed", choices=list(LAYOUTS))
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--min-tokens", type=int, default=0, help="only inputs at least this long")
     p.add_argument("--max-examples", type=int, default=512)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile the compact forward: matmul share, top operators, per layer")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-runtimes", help="dense torch / ONNX Runtime against LTP compact "
+                       "in each precision, on the same inputs; writes a report with a chart")
+    p.add_argument("model", help="LTP artifact folder")
+    p.add_argument("--dense-model", help="dense parent artifact (default: the LTP artifact's "
+                   "own weights, unpruned)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--max-examples", type=int, default=0, help="0: the whole split")
+    p.add_argument("--latency-examples", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--runtimes", default="", help="comma-separated subset (default: all)")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", default="reports", help="folder for runtimes-<dataset>.md and .png")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_runtimes)
+
+    p = sub.add_parser("quantize", help="save an artifact's int8 weights (int8.safetensors) so "
+                       "that --dtype int8 loads them instead of quantising at every start")
+    p.add_argument("model", help="LTP artifact folder (written in place)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("finetune", help="fine-tune a base encoder into a dense classifier")
     p.add_argument("--base", required=True, help="model folder, or minilm")

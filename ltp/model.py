@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from ltp.arch import Encoder, LayerParts, encoder_of
 from ltp.config import MODES, PruningConfig
@@ -36,6 +37,7 @@ from ltp.pruning import (
     split_heads,
     topk_mask,
 )
+from ltp.quant import Int8Linear
 
 _PROJECTIONS = {"q": "query", "k": "key", "v": "value"}
 
@@ -57,6 +59,9 @@ class ForwardOutput:
     # masked mode only: per pruning layer, the (B, T) importance scores and the live tokens
     # they were computed over (before that layer's keep rule)
     scores: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    # compact mode with track_tokens: (B, T) how many pruning layers (all but the last) kept
+    # each input token; equal keep decisions in two runs give equal counts
+    token_layers: torch.Tensor | None = None
 
 
 class LTPModel(nn.Module):
@@ -76,7 +81,9 @@ class LTPModel(nn.Module):
         self.register_buffer(
             "threshold_base", torch.tensor(self.pruning.base(), dtype=torch.float32)
         )
-        self._fused: dict[tuple[int, str], tuple[tuple, torch.Tensor, torch.Tensor]] = {}
+        # fused projection weights per (layer, "qkv" | "kv" | "q"): a stamp and the fp32/bf16
+        # weight and bias, or an Int8Linear
+        self._fused: dict[tuple[int, str], tuple | Int8Linear] = {}
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module signature
         # Thresholds are compared in fp32 whatever the weights' dtype: follow the device only.
@@ -117,21 +124,28 @@ class LTPModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         mode: str = "compact",
         layout: str = "packed",
+        track_tokens: bool = False,
     ) -> ForwardOutput:
-        """Run the classifier. Inputs are right-padded (B, T); position 0 is the classifier token."""
+        """Run the classifier. Inputs are right-padded (B, T); position 0 is the classifier token.
+
+        ``track_tokens`` (compact mode): also return, per input token, how many pruning
+        layers kept it (``ForwardOutput.token_layers``).
+        """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         live = attention_mask.bool()
         x = self.encoder.embed(input_ids, token_type_ids)  # (B, T, d)
         scores: list[tuple[torch.Tensor, torch.Tensor]] = []
         if mode == "compact":
-            cls, kept = self._run_compact(x, live, LAYOUTS[layout])
+            cls, kept, survived = self._run_compact(x, live, LAYOUTS[layout], track_tokens)
             masks: list[torch.Tensor] = []
         else:
             cls, kept, masks = self._run_full(x, live, mode, scores)
         logits = self.encoder.head(cls)
         out = self._output(logits, live.sum(dim=1).cpu(), kept.cpu(), mode, masks, live)
         out.scores = scores
+        if mode == "compact" and track_tokens:
+            out.token_layers = survived.cpu()
         return out
 
     def _output(self, logits, n_in, kept, mode, masks, live) -> ForwardOutput:
@@ -162,6 +176,11 @@ class LTPModel(nn.Module):
     def _project(self, layer: int, x: torch.Tensor, which: str) -> torch.Tensor:
         """One matmul for the layer's projections named in ``which`` ("qkv", "kv", "q")."""
         linears = [getattr(self.encoder.layers[layer], _PROJECTIONS[c]) for c in which]
+        if isinstance(linears[0], Int8Linear):  # int8 weights never change: fuse once
+            fused = self._fused.get((layer, which))
+            if fused is None:
+                fused = self._fused[(layer, which)] = Int8Linear.concat(linears)
+            return fused(x)
         if torch.is_grad_enabled() and linears[0].weight.requires_grad:
             weight = torch.cat([lin.weight for lin in linears])
             bias = torch.cat([lin.bias for lin in linears])
@@ -245,19 +264,32 @@ class LTPModel(nn.Module):
 
     # -- compact: kept tokens are gathered out --------------------------------------------
 
-    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, layout):
+    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, layout, track: bool = False):
         thresholds = self.thresholds().detach()
         n_in = live.sum(dim=1)
         rows = layout.rows(x, live)  # packed (N, d) or padded (B, T, d)
         kept = []
+        origin = torch.arange(live.shape[1], device=live.device).expand_as(live) if track else None
+        survived = torch.zeros_like(live, dtype=torch.long) if track else None  # (B, T)
         for i in range(self.encoder.num_layers - 1):
-            rows, live = self._compact_layer(i, rows, live, thresholds[i], n_in, layout)
+            with record_function(f"ltp.layer{i}"):  # per-layer ranges for ltp.profiling
+                rows, new_live, keep = self._compact_layer(i, rows, live, thresholds[i], n_in,
+                                                           layout)
+            if track:  # original column of every live slot, and how many layers each survived
+                if keep is not None:
+                    moved = torch.zeros_like(new_live, dtype=torch.long)
+                    moved[new_live] = origin[keep]
+                    origin = moved
+                survived.scatter_add_(1, origin, new_live.long())
+            live = new_live
             kept.append(live.sum(dim=1))
-        cls = self._last_layer(rows, live, layout)
+        with record_function(f"ltp.layer{self.encoder.num_layers - 1}"):
+            cls = self._last_layer(rows, live, layout)
         kept.append(torch.ones_like(live[:, 0], dtype=torch.long))
-        return cls, torch.stack(kept, dim=1)
+        return cls, torch.stack(kept, dim=1), survived
 
     def _compact_layer(self, i: int, rows, live, threshold, n_in, layout):
+        """One layer on the live rows: (rows, live after it, keep mask or None if all stay)."""
         can_prune = self._prunes(i, threshold)  # if not, no scores are needed
         ctx, received = layout.attend(self._project(i, rows, "qkv"), live,
                                       self.encoder.num_heads, can_prune,
@@ -266,11 +298,11 @@ class LTPModel(nn.Module):
         if can_prune:
             keep = self._keep(i, self._scores(received, live), threshold, live, n_in)
         if not can_prune or torch.equal(keep, live):  # nothing dropped: no gather needed
-            return self._finish(parts, ctx, rows), live
+            return self._finish(parts, ctx, rows), live, None
         new_live = live_from_counts(keep.sum(dim=1))  # (B, T')
         ctx_kept = layout.keep_rows(ctx, live, keep, new_live)
         residual = layout.keep_rows(rows, live, keep, new_live)
-        return self._finish(parts, ctx_kept, residual), new_live
+        return self._finish(parts, ctx_kept, residual), new_live, keep
 
     def _last_layer(self, rows, live, layout) -> torch.Tensor:
         """Only the classifier token's row feeds the head: one query, full keys and values."""
