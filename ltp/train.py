@@ -180,11 +180,11 @@ def _schedule(optimizer, total: int, warmup: float):
 LossFn = Callable[[ForwardOutput, torch.Tensor, Batch], torch.Tensor]
 
 
-def _dev_score(artifact: Artifact, dev: list[Example], mode: str, max_length: int) -> tuple:
+def _dev_score(artifact: Artifact, dev: list[Example], mode: str) -> tuple[float, float, float]:
     from ltp.evaluate import evaluate
 
     artifact.model.eval()
-    ev = evaluate(artifact, dev, mode=mode, truncate_to=None)
+    ev = evaluate(artifact, dev, mode=mode)
     artifact.model.train()
     return ev["accuracy"], ev["macro_f1"], ev["loss"]
 
@@ -220,7 +220,7 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
     def check_dev() -> bool:
         """Evaluate on dev, keep the best state; True when patience has run out."""
         nonlocal best, best_state, since_best, dev_acc
-        acc, f1, dev_loss = _dev_score(artifact, dev, mode, cfg.max_length)
+        acc, f1, dev_loss = _dev_score(artifact, dev, mode)
         result.dev_history.append((step, acc, f1, dev_loss))
         dev_acc = acc
         score = (round(acc, 6), round(f1, 6), -dev_loss)

@@ -1,4 +1,4 @@
-"""`ltp build --data`: from a CSV to a served pruned model, baselines, the weak-model check."""
+"""`ltp build --data`: from a CSV to a served pruned model, the weak-model exit, errors."""
 
 import csv
 import json
@@ -7,7 +7,6 @@ import random
 import pytest
 import yaml
 
-from ltp.baselines import classification_metrics, weak_model
 from ltp.cli import main
 from ltp.userbuild import auto_max_length
 from tests.conftest import tiny_classifier, tiny_tokenizer
@@ -120,22 +119,6 @@ def test_a_changed_recipe_is_not_overwritten_without_force(tmp_path, tiny_csv, c
     assert main(["build", "--data", str(tiny_csv), "--name", "toy", "--base", "minilm",
                  "--models-dir", str(models)]) == 2
     assert "exists with other settings" in capsys.readouterr().err
-
-
-def test_metrics_and_weak_verdict():
-    m = classification_metrics([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["a", "b", "c"])
-    assert m["accuracy"] == pytest.approx(0.6)
-    assert m["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-    assert m["per_class"]["b"]["precision"] == pytest.approx(0.6667)
-    assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
-    base = {"majority": {"accuracy": 0.65, "label": "a"}, "tfidf": {"accuracy": 0.747}}
-    assert weak_model({"accuracy": 0.80}, base) == []
-    reasons = weak_model({"accuracy": 0.654, "per_class": {"a": {"recall": 1.0}, "b": {"recall": 0.0}}},
-                         base, ["only 51 optimiser steps"])
-    assert "within 2 points of always answering 'a'" in reasons[0]
-    assert "below the TF-IDF" in reasons[1]
-    assert "likely cause: only 51 optimiser steps" in reasons
-    assert any("never predicts ['b']" in r for r in reasons)
 
 
 def test_auto_max_length():
