@@ -33,9 +33,8 @@ def cmd_serve(args: argparse.Namespace) -> dict:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
-                timeout_keep_alive=settings.keep_alive_s, timeout_graceful_shutdown=30)
+    uvicorn.run(create_app(settings), **settings.server_options(),
+                log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG)
     return {}
 
 

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # -- batching -----------------------------------------------------------------------
     max_batch_size: int = Field(32, description="sequences per batch")
     max_batch_tokens: int = Field(8192, description="padded tokens per batch: batch size x longest")
+    max_batch_ms: float = Field(250.0, description=(
+        "most compute one batch may take on a worker, by the measured cost per token (0: no "
+        "cap); a request's latency is its wait plus its batch"))
     max_wait_ms: float = Field(0.0, description=(
         "how long an idle worker waits for a batch to fill (a busy one lets it grow anyway)"))
     max_padding_ratio: float = Field(0.3, description=(
@@ -58,10 +61,20 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(75.0, description=(
         "idle keep-alive of client connections; above any proxy's upstream keep-alive "
         "(nginx here: 60 s) so the proxy, not the service, closes idle connections"))
+    gil_switch_ms: float = Field(1.0, description=(
+        "Python's thread switch interval: how long the event loop may wait for the GIL"))
     trim_interval_s: float = Field(5.0, description=(
         "return the heap's free pages to the OS at most this often (0: never)"))
     log_json: bool = Field(False, description="log one JSON object per line")
+    access_log: bool = Field(False, description=(
+        "one log line per request (off: under load it costs event-loop time; the metrics "
+        "count every request)"))
     warmup: bool = Field(True, description="run real forwards before reporting ready")
+
+    def server_options(self) -> dict:
+        """uvicorn's options from these settings (``ltp serve`` and the tests' servers)."""
+        return dict(host=self.host, port=self.port, timeout_keep_alive=self.keep_alive_s,
+                    access_log=self.access_log, timeout_graceful_shutdown=30)
 
     @field_validator("dtype")
     @classmethod

@@ -8,6 +8,9 @@
 ``report.md`` (requests/s, p50/p95/p99, failures, mean kept tokens, FLOPs saved) and PNG
 plots. ``compare`` starts the service (LTP model and its dense parent) and the naive
 pipeline app, runs the same load against each at each concurrency, and reports the ratios.
+``overload``, ``soak`` and ``drain`` start the service and drive it with raw asyncio clients
+(``loadtest.scenarios``): statuses and latency of accepted and refused requests, resident
+memory over time, what a SIGTERM under load does.
 """
 
 from __future__ import annotations
@@ -259,6 +262,45 @@ def compare_report(results: list[LoadResult], args) -> str:
     return "\n".join(text)
 
 
+def _scenario_parsers(sub) -> None:
+    defaults = {"overload": (200, 30), "soak": (8, 600), "drain": (32, 0)}
+    for name, helptext in (("overload", "many clients over capacity: refusals and latency"),
+                           ("soak", "steady mixed traffic, resident memory over time"),
+                           ("drain", "SIGTERM under load: what is answered, what is refused")):
+        clients, duration = defaults[name]
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--models-dir", default="models")
+        s.add_argument("--model", default="sentiment-minilm-ltp")
+        s.add_argument("--dataset", default="amazon-food", help="texts to send (test split)")
+        s.add_argument("--clients", type=int, default=clients)
+        s.add_argument("--out", required=True)
+        s.add_argument("--serve-args", default="", type=lambda v: v.split(),
+                       help="extra `ltp serve` flags, e.g. '--dtype bf16'")
+        if name == "overload":
+            s.add_argument("--duration", type=int, default=duration)
+            s.add_argument("--per-request", type=int, default=1, help="texts per request")
+        if name == "soak":
+            s.add_argument("--duration", type=int, default=duration)
+            s.add_argument("--every", type=float, default=10.0, help="RSS sampling, seconds")
+        if name == "drain":
+            s.add_argument("--after", type=float, default=5.0, help="SIGTERM after, seconds")
+
+
+def _served_parser(sub) -> None:
+    s = sub.add_parser("served", help="served throughput against the offline forward; with "
+                       "--grid, a sweep over service settings")
+    s.add_argument("--models-dir", default="models")
+    s.add_argument("--models", default="reviews-minilm-ltp,reviews-minilm",
+                   help="comma-separated; with two, LTP first and its dense parent second")
+    s.add_argument("--dataset", default="amazon-food")
+    s.add_argument("--dtypes", default="fp32", help="comma-separated: fp32,bf16")
+    s.add_argument("--clients", type=int, default=32)
+    s.add_argument("--duration", type=int, default=20)
+    s.add_argument("--grid", default="", help="';'-separated sets of `ltp serve` flags, e.g. "
+                   "'--max-padding-ratio 0.3;--max-padding-ratio 1.0'")
+    s.add_argument("--out", required=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -281,7 +323,15 @@ def main() -> int:
     c.add_argument("--duration", type=int, default=30)
     c.add_argument("--think", type=float, default=0.0)
     c.add_argument("--out", required=True)
+    _scenario_parsers(sub)
+    _served_parser(sub)
     args = p.parse_args()
+    if args.command in ("overload", "soak", "drain", "served"):
+        from loadtest import scenarios
+
+        result = getattr(scenarios, args.command)(args)
+        sys.stdout.write((Path(args.out) / "report.md").read_text())
+        return 1 if result.get("server_errors") else 0
     if args.command == "single":
         env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": args.model,
                "LTP_LOAD_THINK_S": str(args.think)}

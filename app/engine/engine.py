@@ -1,8 +1,8 @@
 """The engine: a scheduler task on the event loop that asks the batching policy what to run,
 and worker threads that run it on the backend.
 
-A one-slot hand-off sits between them: the scheduler forms the next batch while the workers
-run theirs. With several workers, batches run side by side: on a CPU of few cores, two
+The scheduler forms a batch the moment a worker is free and hands it over at once. With
+several workers, batches run side by side: on a CPU of few cores, two
 workers of one torch thread each keep the cores busy while the other runs its Python between
 operators, which one worker of two threads cannot.
 """
@@ -42,8 +42,9 @@ class Engine:
         self._on_queue = on_queue or (lambda n, t: None)
         self._on_drop = on_drop or (lambda reason, n: None)
         self._wake = asyncio.Event()  # an arrival, or a batch finished
-        # a permit per worker for the batch it runs, and one for the batch waiting in the slot
-        self._slot_free = asyncio.Semaphore(workers + 1)
+        # a permit per worker: a batch is formed when a worker is free to run it at once, so
+        # it goes on growing until then and never waits, formed, behind another batch
+        self._slot_free = asyncio.Semaphore(workers)
         self._handoff: thread_queue.Queue[tuple[Batch, int] | None] = thread_queue.Queue()
         self._accepting = False
         self._scheduler: asyncio.Task | None = None

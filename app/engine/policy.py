@@ -11,9 +11,9 @@ decision takes ``now`` as an argument, so the policy is tested with a fake clock
   the request's own deadline, so accepted requests start within that wait, and refusals
   cost no tokenising: the backlog alone decides, before the body is read.
 * **Batches.** The model whose oldest sequence has waited longest goes next; its batch is
-  formed by the bucket queue (oldest sequence first, nearest lengths around it). While
-  every worker is busy the batch keeps growing; an idle worker takes one at once, or after
-  ``max_wait_s`` for it to fill.
+  formed by the bucket queue (oldest sequence first, nearest lengths around it), within
+  ``max_batch_s`` of compute by the cost model. While every worker is busy the batch keeps
+  growing; an idle worker takes one at once, or after ``max_wait_s`` for it to fill.
 """
 
 from __future__ import annotations
@@ -96,14 +96,26 @@ class BatchPolicy:
         if not self.queued():
             return Decision()
         name, q = max(self.queues.items(), key=lambda item: item[1].oldest_age(now))
-        full = len(q) >= self.limits.max_batch_size or q.num_tokens >= self.limits.max_batch_tokens
+        cap = self.token_cap(name)
+        full = (len(q) >= self.limits.max_batch_size or q.num_tokens >= self.limits.max_batch_tokens
+                or (cap is not None and q.num_tokens >= cap))
+        if self.busy >= self.workers:
+            return Decision()  # the batch grows until a worker is free
         if not full and accepting:
-            if self.busy >= self.workers:
-                return Decision()
             if (wait := self.limits.max_wait_s - q.oldest_age(now)) > 0:
                 return Decision(wait_s=wait)
-        entries, dropped = q.next_batch(now)
+        entries, dropped = q.next_batch(now, cap)
         return Decision(model=name, entries=entries, dropped=dropped)
+
+    def token_cap(self, model: str) -> int | None:
+        """Most real tokens in one batch of ``model`` so that it computes within
+        ``max_batch_s`` by the cost model: a request's latency is its wait plus its batch,
+        and in the packed forward the cost is nearly linear in tokens, so smaller batches
+        cost little throughput."""
+        if self.limits.max_batch_s <= 0:
+            return None
+        cost = self.costs[model]
+        return max(1, int((self.limits.max_batch_s - cost.per_batch_s) / cost.per_token_s))
 
     def started(self, model: str, entries: list[Queueable], now: float) -> int:
         """A batch went to a worker; returns its id for ``finished``."""

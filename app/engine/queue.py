@@ -39,6 +39,7 @@ class QueueLimits:
     bucket_width: int
     max_queue_wait_s: float
     max_wait_s: float
+    max_batch_s: float
 
     @classmethod
     def from_settings(cls, settings) -> QueueLimits:
@@ -48,7 +49,8 @@ class QueueLimits:
                    max_padding_ratio=settings.max_padding_ratio,
                    bucket_width=settings.bucket_width,
                    max_queue_wait_s=settings.max_queue_wait_ms / 1e3,
-                   max_wait_s=settings.max_wait_ms / 1e3)
+                   max_wait_s=settings.max_wait_ms / 1e3,
+                   max_batch_s=settings.max_batch_ms / 1e3)
 
 
 @dataclass
@@ -104,8 +106,10 @@ class BucketQueue:
             return 0.0
         return now - next(iter(self._arrival.values())).enqueued_at
 
-    def next_batch(self, now: float) -> tuple[list[Queueable], Dropped]:
-        """Purge, then take the oldest entry and the entries nearest to it in length."""
+    def next_batch(self, now: float, max_tokens: int | None = None,
+                   ) -> tuple[list[Queueable], Dropped]:
+        """Purge, then take the oldest entry and the entries nearest to it in length, within
+        ``max_tokens`` real tokens when given (the policy's cap on a batch's compute time)."""
         dropped = self.purge(now)
         if not self._arrival:
             return [], dropped
@@ -122,6 +126,8 @@ class BucketQueue:
             if padded > self.limits.max_batch_tokens:
                 continue
             if 1 - (real + entry.num_tokens) / padded > self.limits.max_padding_ratio:
+                continue
+            if max_tokens is not None and real + entry.num_tokens > max_tokens:
                 continue
             chosen[key] = entry
             longest, real = width, real + entry.num_tokens

@@ -24,7 +24,7 @@ class Item:
 
 
 def policy(workers: int = 2, **overrides) -> BatchPolicy:
-    limits = QueueLimits.from_settings(Settings(**overrides))
+    limits = QueueLimits.from_settings(Settings(**({"max_batch_ms": 0} | overrides)))
     p = BatchPolicy(["m"], limits, workers)
     p.costs["m"] = CostModel(per_batch_s=0.01, per_token_s=0.001)  # 1 ms per token
     return p
@@ -84,9 +84,10 @@ def test_busy_workers_let_the_batch_grow_an_idle_one_takes_it_at_once():
     p.admit([Item("m", 10), Item("m", 12)], now=0.001)
     assert p.decide(now=0.002).entries is None  # the worker is busy: wait, the batch grows
     p.admit([Item("m", 11), Item("m", 10)], now=0.003)
-    full = p.decide(now=0.004)  # full batches go even while busy (to the hand-off slot)
-    assert len(full.entries) == 4
+    assert p.decide(now=0.004).entries is None  # full, but no worker to run it yet
     p.finished(batch_id, 10, 0.02)
+    full = p.decide(now=0.005)  # the worker is free: the grown batch goes at once
+    assert len(full.entries) == 4
 
 
 def test_wait_for_fill_and_abandoned_entries_are_dropped_not_run():
@@ -96,6 +97,14 @@ def test_wait_for_fill_and_abandoned_entries_are_dropped_not_run():
     assert p.decide(now=0.001).wait_s == pytest.approx(0.004)
     decision = p.decide(now=0.006)
     assert decision.dropped.abandoned == [gone] and len(decision.entries) == 1
+
+
+def test_a_batch_stops_growing_at_its_compute_cap():
+    p = policy(workers=1, max_batch_ms=100, max_batch_size=32)  # 10 ms + 1 ms a token
+    p.admit([Item("m", 30, enqueued_at=i * 1e-3) for i in range(10)], now=0.01)
+    first = p.decide(now=0.02)
+    assert len(first.entries) == 3  # 90 tokens: 100 ms; a fourth would be 130 ms
+    assert p.token_cap("m") == 90
 
 
 def test_cost_model_learns_a_line_from_batches():

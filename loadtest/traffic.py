@@ -1,0 +1,127 @@
+"""Closed-loop HTTP clients on raw asyncio streams, for overload, soak and drain runs.
+
+Hundreds of keep-alive connections from one process at a small CPU cost (a plain HTTP/1.1
+client, no library per request), each request's status and latency recorded, the server
+process's resident memory sampled beside it. Well-behaved clients: after a 429 a client
+waits the ``Retry-After`` it was given, plus up to half as much again at random (all at once
+they would come back as one burst), before its next request.
+
+Traffic goes to loopback only; every run is bounded by its duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+
+@dataclass
+class Outcome:
+    start: float  # seconds since the run began
+    seconds: float
+    status: int  # 0: the connection failed or closed without an answer
+
+
+@dataclass
+class Run:
+    outcomes: list[Outcome] = field(default_factory=list)
+    rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds, MiB)
+
+
+async def _request(reader, writer, host: str, path: str, body: bytes) -> tuple[int, dict]:
+    writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(), len(body), body))
+    await writer.drain()
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("closed")
+    status = int(status_line.split()[1])
+    headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        key, _, value = line.decode().partition(":")
+        headers[key.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers
+
+
+async def _client(url: str, bodies: list[bytes], rng: random.Random, t0: float, until: float,
+                  run: Run, path: str) -> None:
+    host_port = url.split("://", 1)[1]
+    host, port = host_port.split(":")
+    reader = writer = None
+    while time.monotonic() < until:
+        if writer is None:
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                run.outcomes.append(Outcome(time.monotonic() - t0, 0.0, 0))
+                await asyncio.sleep(0.1)
+                continue
+        start = time.monotonic()
+        try:
+            status, headers = await _request(reader, writer, host_port, path, rng.choice(bodies))
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+            run.outcomes.append(Outcome(start - t0, time.monotonic() - start, 0))
+            writer.close()
+            reader = writer = None
+            await asyncio.sleep(0.1)  # as a client would before it reconnects
+            continue
+        run.outcomes.append(Outcome(start - t0, time.monotonic() - start, status))
+        if headers.get("connection") == "close":
+            writer.close()
+            reader = writer = None
+        if status == 429:  # back off as asked, with jitter so refused clients do not return
+            await asyncio.sleep(float(headers.get("retry-after", "1")) * rng.uniform(1, 1.5))
+    if writer is not None:
+        writer.close()
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _sample(pid: int, every_s: float, t0: float, until: float, run: Run) -> None:
+    while time.monotonic() < until:
+        run.rss.append((time.monotonic() - t0, rss_mib(pid)))
+        await asyncio.sleep(every_s)
+    run.rss.append((time.monotonic() - t0, rss_mib(pid)))
+
+
+def drive(url: str, bodies: list[bytes], clients: int, duration_s: float, pid: int | None = None,
+          rss_every_s: float = 10.0, path: str = "/classify", seed: int = 0) -> Run:
+    """``clients`` closed-loop clients for ``duration_s``; the server's RSS sampled if ``pid``."""
+    run = Run()
+
+    async def main() -> None:
+        t0 = time.monotonic()
+        until = t0 + duration_s
+        tasks = [_client(url, bodies, random.Random(seed + i), t0, until, run, path)
+                 for i in range(clients)]
+        if pid is not None:
+            tasks.append(_sample(pid, rss_every_s, t0, until, run))
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    return run
+
+
+def bodies_for(texts: list[str], per_request: int, count: int = 512, seed: int = 0,
+               model: str | None = None) -> list[bytes]:
+    """Request bodies of ``per_request`` texts each, drawn from ``texts``."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        chosen = rng.sample(texts, per_request) if per_request > 1 else rng.choice(texts)
+        body = {"inputs": chosen}
+        if model:
+            body["model"] = model
+        out.append(orjson.dumps(body))
+    return out
