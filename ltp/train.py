@@ -273,7 +273,7 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
     result.seconds = time.perf_counter() - start
     result.kept_fraction = kept_sum / max(token_sum, 1)
     result.thresholds = [float(t) for t in model.thresholds()]
-    log.info("%s: %d steps in %.0f s, kept fraction %.3f", stage, total, result.seconds,
+    log.info("%s: %d steps in %.0f s, kept fraction %.3f", stage, result.steps, result.seconds,
              result.kept_fraction)
     return result
 
