@@ -38,7 +38,7 @@ from app.schemas import (
 from ltp.text import Encoded
 
 router = APIRouter(tags=["TEI compatible"])
-DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
 
 
 def _scored(result, labels: list[str], raw: bool) -> list[dict]:
@@ -104,7 +104,8 @@ async def info(request: Request, front: Front) -> Info:
     artifact = front.artifacts[name]
     labels = artifact.meta.labels
     return Info(
-        model_id=name, model_dtype=DTYPE_NAMES[settings.dtype], served_model_name=name,
+        model_id=name, model_dtype=DTYPE_NAMES[request.app.state.precisions[name][0]],
+        served_model_name=name,
         model_type={"classifier": {"id2label": {str(i): lab for i, lab in enumerate(labels)},
                                    "label2id": {lab: i for i, lab in enumerate(labels)}}},
         max_concurrent_requests=settings.max_queue_sequences,

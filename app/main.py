@@ -45,8 +45,9 @@ INFERENCE_PATHS = ("/classify", "/predict")  # requests counted in ltp_requests_
 REQUEST_MODELS = (ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest)
 
 
-def load_models(settings: Settings) -> dict[str, Artifact]:
-    """Every LTP artifact in the models folder (or the named ones), on one device."""
+def load_models(settings: Settings) -> tuple[dict[str, Artifact], dict[str, tuple[str, str]]]:
+    """Every LTP artifact in the models folder (or the named ones), on one device, each in
+    its precision; returns the artifacts and, per model, its precision and why."""
     folder = Path(settings.models_dir)
     names = settings.models or sorted(p.name for p in folder.glob("*") if (p / LTP_JSON).is_file())
     if not names:
@@ -54,8 +55,41 @@ def load_models(settings: Settings) -> dict[str, Artifact]:
     if settings.default_model not in names:
         raise ArtifactError(f"default model {settings.default_model!r} is not among {names}")
     device = str(resolve_device(settings.device))
-    return {name: load_artifact(folder / name, device=device, dtype=settings.dtype)
-            for name in names}
+    artifacts, precisions = {}, {}
+    for name in names:
+        if settings.dtype != "auto":
+            dtype, why = settings.dtype, "set by --dtype"
+        elif device != "cpu":
+            dtype, why = "fp32", f"auto on {device}: fp32"
+        else:
+            dtype, why = pick_precision(folder / name)
+        artifacts[name] = load_artifact(folder / name, device=device, dtype=dtype)
+        precisions[name] = (dtype, why)
+        log.info("%s runs in %s: %s", name, dtype, why)
+    return artifacts, precisions
+
+
+def pick_precision(path: Path) -> tuple[str, str]:
+    """The fastest precision, by a timed warm-up, among those this CPU runs natively whose
+    recorded accuracy is within 0.5 pt of fp32 (``ltp.precision.choose_dtype``)."""
+    from ltp.precision import choose_dtype, native_precisions, read_cpu_features, recorded_accuracy
+
+    accuracy = recorded_accuracy(path)
+    candidates = [p for p in native_precisions(read_cpu_features())
+                  if p in accuracy and accuracy[p] >= accuracy.get("fp32", 1.0) - 0.005]
+    timings = {}
+    if len(candidates) > 1:
+        for dtype in candidates:
+            artifact = load_artifact(path, dtype=dtype)
+            encoded = encode(artifact.tokenizer, ["warm up " * 24] * 8,
+                             max_length=artifact.meta.max_length)
+            backend = Backend({"m": artifact})
+            backend.forward("m", encoded)
+            start = time.perf_counter()
+            for _ in range(3):
+                backend.forward("m", encoded)
+            timings[dtype] = (time.perf_counter() - start) / 3
+    return choose_dtype(path, timings=timings or None)
 
 
 def worker_plan(workers: int, threads: int, device: str, cores: int) -> tuple[int, int]:
@@ -232,7 +266,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         tune_allocator()
-        artifacts = load_models(settings)
+        artifacts, app.state.precisions = load_models(settings)
         device = next(iter(artifacts.values())).device.type
         workers, threads = worker_plan(settings.workers, settings.threads, device,
                                        len(os.sched_getaffinity(0)))
@@ -249,7 +283,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warmup:
             warm_up(engine)
         for name, a in artifacts.items():
-            metrics.model_info.labels(name, a.meta.family, str(a.device), settings.dtype,
+            metrics.model_info.labels(name, a.meta.family, str(a.device), app.state.precisions[name][0],
                                       str(name == settings.default_model).lower()).set(1)
         metrics.backlog_seconds.set_function(lambda: engine.policy.backlog_seconds(time.monotonic()))
         for name, cost in engine.policy.costs.items():

@@ -103,7 +103,8 @@ class ModelInfo(BaseModel):
     max_length: int
     thresholds: list[float]
     device: str
-    dtype: str
+    dtype: str = Field(description="the precision it runs in: fp32, bf16, fp16 or int8")
+    dtype_reason: str = Field(description="why: set by --dtype, or what auto measured")
     eval: dict
 
 

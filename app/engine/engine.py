@@ -103,7 +103,13 @@ class Engine:
     async def _schedule(self) -> None:
         while True:
             await self._slot_free.acquire()
-            batch, batch_id = await self._next_batch()
+            try:
+                batch, batch_id = await self._next_batch()
+            except Exception:  # a bug in a decision must not stop every later request
+                log.exception("scheduling failed; retrying")
+                self._slot_free.release()
+                await asyncio.sleep(0.01)
+                continue
             self._handoff.put((batch, batch_id))
 
     async def _next_batch(self) -> tuple[Batch, int]:

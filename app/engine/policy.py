@@ -115,7 +115,8 @@ class BatchPolicy:
         if self.limits.max_batch_s <= 0:
             return None
         cost = self.costs[model]
-        return max(1, int((self.limits.max_batch_s - cost.per_batch_s) / cost.per_token_s))
+        room = self.limits.max_batch_s - cost.per_batch_s
+        return max(1, int(room / max(cost.per_token_s, 1e-9)))
 
     def started(self, model: str, entries: list[Queueable], now: float) -> int:
         """A batch went to a worker; returns its id for ``finished``."""

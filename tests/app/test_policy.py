@@ -105,6 +105,8 @@ def test_a_batch_stops_growing_at_its_compute_cap():
     first = p.decide(now=0.02)
     assert len(first.entries) == 3  # 90 tokens: 100 ms; a fourth would be 130 ms
     assert p.token_cap("m") == 90
+    p.costs["m"] = CostModel(per_batch_s=0.3, per_token_s=0.0)  # a batch alone is over the cap
+    assert p.token_cap("m") == 1  # one sequence a batch: the oldest always goes
 
 
 def test_cost_model_learns_a_line_from_batches():

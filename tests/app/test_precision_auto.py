@@ -1,0 +1,51 @@
+"""`--dtype auto`: the service times each precision the CPU runs natively and serves the
+fastest whose recorded accuracy is within 0.5 pt of fp32; /models and /info say which, and why."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app, pick_precision
+from tests.app.conftest import settings_for
+from tests.conftest import make_artifact
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    folder = tmp_path / "tiny-ltp"
+    make_artifact(folder, ["neg", "pos"])
+    meta = json.loads((folder / "ltp.json").read_text())
+    meta.setdefault("eval", {})["precision"] = {
+        "fp32": {"accuracy": 0.80}, "int8": {"accuracy": 0.798}, "bf16": {"accuracy": 0.70}}
+    (folder / "ltp.json").write_text(json.dumps(meta))
+    return folder
+
+
+def fake_cpu(monkeypatch, flags: set[str]) -> None:
+    monkeypatch.setattr("ltp.precision.read_cpu_features", lambda *a: flags)
+
+
+def test_auto_times_the_accurate_native_precisions(recorded, monkeypatch):
+    fake_cpu(monkeypatch, {"avx2", "avx512_bf16"})  # bf16 native, but 10 pt less accurate
+    dtype, why = pick_precision(recorded)
+    assert dtype in ("fp32", "int8")
+    assert "fastest of fp32" in why and "int8" in why and "bf16" in why  # bf16 named as refused
+
+
+def test_auto_without_recorded_accuracy_serves_fp32(tmp_path, monkeypatch):
+    fake_cpu(monkeypatch, {"avx2", "amx_bf16", "amx_int8"})
+    make_artifact(tmp_path / "plain", ["neg", "pos"])
+    assert pick_precision(tmp_path / "plain")[0] == "fp32"
+
+
+def test_models_and_info_show_the_precision_and_why(recorded, monkeypatch):
+    fake_cpu(monkeypatch, {"sse4_2"})  # no AVX2: int8 is not fast here, only fp32 qualifies
+    with TestClient(create_app(settings_for(recorded.parent, dtype="auto"))) as c:
+        (model,) = c.get("/models").json()["models"]
+        assert model["dtype"] == "fp32" and "fp32" in model["dtype_reason"]
+        assert c.get("/info").json()["model_dtype"] == "float32"
+    with TestClient(create_app(settings_for(recorded.parent, dtype="int8"))) as c:
+        (model,) = c.get("/models").json()["models"]
+        assert (model["dtype"], model["dtype_reason"]) == ("int8", "set by --dtype")
+        assert c.post("/classify", json={"inputs": "a good film"}).status_code == 200
