@@ -1,7 +1,5 @@
 """The batching policy with a fake clock: admission by expected wait, batches, the cost model."""
 
-from dataclasses import dataclass
-
 import pytest
 
 from app.engine.cost import CostModel
@@ -9,18 +7,7 @@ from app.engine.policy import BatchPolicy
 from app.engine.queue import QueueLimits
 from app.errors import DeadlineExceededError, OverloadedError
 from app.settings import Settings
-
-
-@dataclass
-class Item:
-    model: str
-    num_tokens: int
-    enqueued_at: float = 0.0
-    deadline: float = float("inf")
-    gone: bool = False
-
-    def abandoned(self) -> bool:
-        return self.gone
+from tests.app.test_queue import Item
 
 
 def policy(workers: int = 2, **overrides) -> BatchPolicy:
@@ -33,7 +20,7 @@ def policy(workers: int = 2, **overrides) -> BatchPolicy:
 def test_backlog_counts_queued_and_running_work_over_the_workers():
     p = policy(workers=2, max_batch_size=32)
     assert p.backlog_seconds(now=0) == 0
-    p.admit([Item("m", 100) for _ in range(4)], now=0)  # 400 tokens, one batch
+    p.admit([Item(100) for _ in range(4)], now=0)  # 400 tokens, one batch
     assert p.backlog_seconds(now=0) == pytest.approx((0.01 + 0.4) / 2)
     decision = p.decide(now=0)
     batch_id = p.started("m", decision.entries, now=0)  # expected to end at 0.41
@@ -44,14 +31,14 @@ def test_backlog_counts_queued_and_running_work_over_the_workers():
 
 def test_refuses_when_the_expected_wait_is_over_the_limit_with_retry_after_from_backlog():
     p = policy(workers=1, max_queue_wait_ms=500)
-    p.admit([Item("m", 300)], now=0)  # 0.31 s ahead: the next one is admitted
-    p.admit([Item("m", 300)], now=0)  # 0.61 s ahead now
+    p.admit([Item(300)], now=0)  # 0.31 s ahead: the next one is admitted
+    p.admit([Item(300)], now=0)  # 0.61 s ahead now
     with pytest.raises(OverloadedError) as refused:
-        p.admit([Item("m", 10)], now=0)
+        p.admit([Item(10)], now=0)
     assert refused.value.retry_after_s == pytest.approx(0.61)
     assert refused.value.headers["Retry-After"] == "1"
     for _ in range(10):  # a long backlog asks for a longer pause
-        p.queues["m"].put(Item("m", 300))
+        p.queues["m"].put(Item(300))
     with pytest.raises(OverloadedError) as refused:
         p.check_admission(now=0)
     assert int(refused.value.headers["Retry-After"]) == 4  # ceil(3.6 s)
@@ -60,7 +47,7 @@ def test_refuses_when_the_expected_wait_is_over_the_limit_with_retry_after_from_
 
 def test_a_short_client_deadline_refuses_earlier_and_a_past_one_is_504():
     p = policy(workers=1, max_queue_wait_ms=500)
-    p.admit([Item("m", 100)], now=0)  # 0.11 s ahead
+    p.admit([Item(100)], now=0)  # 0.11 s ahead
     p.check_admission(now=0, deadline=1.0)
     with pytest.raises(OverloadedError):
         p.check_admission(now=0, deadline=0.05)
@@ -70,20 +57,20 @@ def test_a_short_client_deadline_refuses_earlier_and_a_past_one_is_504():
 
 def test_an_idle_server_admits_any_request_and_the_sequence_cap_holds():
     p = policy(workers=1, max_queue_wait_ms=1, max_queue_sequences=3)
-    p.admit([Item("m", 500)], now=0)  # its own cost is not a wait
+    p.admit([Item(500)], now=0)  # its own cost is not a wait
     with pytest.raises(OverloadedError):
-        p.admit([Item("m", 1)] * 3, now=0)
+        p.admit([Item(1)] * 3, now=0)
 
 
 def test_busy_workers_let_the_batch_grow_an_idle_one_takes_it_at_once():
     p = policy(workers=1, max_batch_size=4, max_queue_wait_ms=10_000)
-    p.admit([Item("m", 10)], now=0)
+    p.admit([Item(10)], now=0)
     first = p.decide(now=0)
     assert len(first.entries) == 1
     batch_id = p.started("m", first.entries, now=0)
-    p.admit([Item("m", 10), Item("m", 12)], now=0.001)
+    p.admit([Item(10), Item(12)], now=0.001)
     assert p.decide(now=0.002).entries is None  # the worker is busy: wait, the batch grows
-    p.admit([Item("m", 11), Item("m", 10)], now=0.003)
+    p.admit([Item(11), Item(10)], now=0.003)
     assert p.decide(now=0.004).entries is None  # full, but no worker to run it yet
     p.finished(batch_id, 10, 0.02)
     full = p.decide(now=0.005)  # the worker is free: the grown batch goes at once
@@ -92,8 +79,8 @@ def test_busy_workers_let_the_batch_grow_an_idle_one_takes_it_at_once():
 
 def test_wait_for_fill_and_abandoned_entries_are_dropped_not_run():
     p = policy(workers=1, max_wait_ms=5)
-    gone = Item("m", 10, gone=True)
-    p.admit([gone, Item("m", 10)], now=0)
+    gone = Item(10, gone=True)
+    p.admit([gone, Item(10)], now=0)
     assert p.decide(now=0.001).wait_s == pytest.approx(0.004)
     decision = p.decide(now=0.006)
     assert decision.dropped.abandoned == [gone] and len(decision.entries) == 1
@@ -101,7 +88,7 @@ def test_wait_for_fill_and_abandoned_entries_are_dropped_not_run():
 
 def test_a_batch_stops_growing_at_its_compute_cap():
     p = policy(workers=1, max_batch_ms=100, max_batch_size=32)  # 10 ms + 1 ms a token
-    p.admit([Item("m", 30, enqueued_at=i * 1e-3) for i in range(10)], now=0.01)
+    p.admit([Item(30, enqueued_at=i * 1e-3) for i in range(10)], now=0.01)
     first = p.decide(now=0.02)
     assert len(first.entries) == 3  # 90 tokens: 100 ms; a fourth would be 130 ms
     assert p.token_cap("m") == 90

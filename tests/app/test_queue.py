@@ -12,6 +12,7 @@ class Item:
     enqueued_at: float = 0.0
     deadline: float = float("inf")
     gone: bool = False
+    model: str = "m"
 
     def abandoned(self) -> bool:
         return self.gone
