@@ -205,10 +205,14 @@ class Admission:
 class BodyLimit:
     """Refuse bodies over ``limit`` bytes with 413, whether or not they declare a length.
 
-    A declared length over the limit is refused before any byte is read; a chunked body is
-    counted as it arrives and refused when it passes the limit. Either way the rest of the
-    body is never read, so the answer says ``Connection: close``.
+    A declared length over the limit is refused before any byte is read, with
+    ``Connection: close``. A chunked body is counted as it arrives; past the limit the rest
+    is read and discarded (up to ``DRAIN_FACTOR`` times the limit) so the connection stays
+    usable for the next request, as a lingering close would; a longer one is cut with
+    ``Connection: close``.
     """
+
+    DRAIN_FACTOR = 8
 
     def __init__(self, app, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -217,19 +221,22 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = PayloadTooLargeError(f"request body over {self.limit} bytes",
-                                         {"Connection": "close"})
+        message = f"request body over {self.limit} bytes"
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await _send(send, too_large)
+            return await _send(send, PayloadTooLargeError(message, {"Connection": "close"}))
         seen = 0
 
         async def counting_receive():
             nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
+            received = await receive()
+            seen += len(received.get("body", b""))
             if seen > self.limit:
-                raise too_large
-            return message
+                while received.get("more_body") and seen <= self.DRAIN_FACTOR * self.limit:
+                    received = await receive()
+                    seen += len(received.get("body", b""))
+                drained = not received.get("more_body")
+                raise PayloadTooLargeError(message, {} if drained else {"Connection": "close"})
+            return received
 
         return await self.app(scope, counting_receive, send)
 
