@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import lru_cache
 
 from fastapi import APIRouter, Request, Response
 from tokenizers import Tokenizer
@@ -78,7 +77,7 @@ async def predict(request: Request, front: Front) -> Response:
 def _left_truncating(front, items):
     """A tokenising function for ``items`` that cuts from the left, as TEI's ``Left``."""
     artifact = front.artifacts[front.model_name(None)]
-    left = _left_tokenizer(artifact.tokenizer.backend_tokenizer.to_str(), artifact.meta.max_length)
+    left = _left_tokenizer(artifact.tokenizer.backend_tokenizer, artifact.meta.max_length)
 
     def tokenize() -> list[Encoded]:
         pairs = [(a, b) if b is not None else a for a, b in items]
@@ -87,8 +86,19 @@ def _left_truncating(front, items):
     return tokenize
 
 
-@lru_cache(maxsize=8)
-def _left_tokenizer(spec: str, max_length: int) -> Tokenizer:
+_LEFT: dict[int, Tokenizer] = {}
+
+
+def _left_tokenizer(backend: Tokenizer, max_length: int) -> Tokenizer:
+    """A copy of the model's tokenizer that truncates from the left, made once per model
+    (serialising a tokenizer costs milliseconds: not per request)."""
+    key = id(backend)
+    if key not in _LEFT:
+        _LEFT[key] = _left_copy(backend.to_str(), max_length)
+    return _LEFT[key]
+
+
+def _left_copy(spec: str, max_length: int) -> Tokenizer:
     tokenizer = Tokenizer.from_str(spec)
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length, direction="left")
