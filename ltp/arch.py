@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert")
-
 
 class UnsupportedModelError(ValueError):
     """The checkpoint is not a BERT, RoBERTa or DistilBERT sequence classifier."""

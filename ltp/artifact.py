@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from ltp.config import PruningConfig
-from ltp.model import LTPModel
+from ltp.model import ForwardOutput, LTPModel
 from ltp.quant import INT8_FILE, is_int8, load_int8, quantize_model, save_int8
+from ltp.text import Encoded, PaddedBatch, pad_batch, padded_batches
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,19 @@ class Artifact:
     @property
     def device(self) -> torch.device:
         return self.model.threshold_delta.device
+
+    def pad(self, items: list[Encoded]) -> PaddedBatch:
+        """``items`` right-padded into one batch on the model's device."""
+        return pad_batch(items, self.tokenizer.pad_token_id, self.device)
+
+    def batches(self, items: list[Encoded], batch_size: int) -> list[tuple[list[int], PaddedBatch]]:
+        """``items`` in length-sorted padded batches on the model's device, each with the
+        indices of its inputs."""
+        return padded_batches(items, self.tokenizer.pad_token_id, batch_size, self.device)
+
+    def forward(self, items: list[Encoded], **kwargs) -> ForwardOutput:
+        """Pad ``items`` and run the model on them; ``kwargs`` as ``LTPModel.forward``'s."""
+        return self.model.run(self.pad(items), **kwargs)
 
 
 def resolve_device(device: str) -> torch.device:

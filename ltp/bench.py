@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from ltp.artifact import Artifact
 from ltp.model import ForwardOutput
-from ltp.text import Batch, Encoded, length_sorted_batches, pad_batch
+from ltp.text import Encoded, PaddedBatch
 
 
 @dataclass
@@ -46,28 +47,30 @@ def _timed(run: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _forward_all(artifact: Artifact, batches: list[Batch], mode: str, layout: str):
-    model = artifact.model
-    outputs = []
-    for b in batches:
-        outputs.append(model(b.input_ids, b.attention_mask, b.token_type_ids, mode, layout))
-    return outputs
+def _forward_all(artifact: Artifact, batches: list[PaddedBatch], mode: str, layout: str):
+    return [artifact.model.run(b, mode=mode, layout=layout) for b in batches]
 
 
-def _hf_all(artifact: Artifact, batches: list[Batch]) -> None:
+def _hf_all(artifact: Artifact, batches: list[PaddedBatch]) -> None:
     for b in batches:
         artifact.model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask,
                           token_type_ids=b.token_type_ids)
 
 
-def _alternate(runs: dict[str, Callable[[], None]], rounds: int, device) -> dict[str, list[float]]:
-    """Time each run ``rounds`` times, interleaved so drift hits all of them alike."""
+def _alternate(runs: dict[str, Callable[[], None]], rounds: int, device,
+               bar: tqdm | None = None) -> dict[str, list[float]]:
+    """Time each run ``rounds`` times, interleaved so drift hits all of them alike; ``bar``
+    advances once after the warm-up and once per round, outside the timed runs."""
+    if bar is None:
+        bar = tqdm(disable=True)
     for run in runs.values():  # warm-up
         run()
+    bar.update()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
             times[name].append(_timed(run, device))
+        bar.update()
     return times
 
 
@@ -118,27 +121,28 @@ def flops_summary(outputs: list[ForwardOutput]) -> dict:
     }
 
 
-def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig) -> dict:
-    """Throughput at ``cfg.batch_size`` and latency at batch 1, dense vs compact (and raw HF)."""
+def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig,
+              progress: bool = False) -> dict:
+    """Throughput at ``cfg.batch_size`` and latency at batch 1, dense vs compact (and raw HF);
+    ``progress``: a bar of the timed rounds on stderr."""
     device = artifact.device
-    pad_id = artifact.tokenizer.pad_token_id
     inputs = select_inputs(encoded, cfg)
-    groups = length_sorted_batches(inputs, cfg.batch_size)
-    batches = [pad_batch([inputs[i] for i in g], pad_id).to(device) for g in groups]
-    singles = [pad_batch([e], pad_id).to(device) for e in inputs[: cfg.latency_examples]]
+    batches = [b for _, b in artifact.batches(inputs, cfg.batch_size)]
+    singles = [artifact.pad([e]) for e in inputs[: cfg.latency_examples]]
     layout = cfg.layout
 
-    with torch.inference_mode():
+    with torch.inference_mode(), tqdm(total=2 * (cfg.rounds + 1), desc="bench", unit="round",
+                                      disable=not progress, dynamic_ncols=True) as bar:
         pruned_outputs = _forward_all(artifact, batches, "compact", layout)
         throughput = _alternate({
             "dense": lambda: _forward_all(artifact, batches, "dense", layout),
             "pruned": lambda: _forward_all(artifact, batches, "compact", layout),
             "hf": lambda: _hf_all(artifact, batches),
-        }, cfg.rounds, device)
+        }, cfg.rounds, device, bar)
         latency = _alternate({
             "dense": lambda: _forward_all(artifact, singles, "dense", layout),
             "pruned": lambda: _forward_all(artifact, singles, "compact", layout),
-        }, cfg.rounds, device)
+        }, cfg.rounds, device, bar)
 
     n = len(inputs)
     best = {k: min(v) for k, v in throughput.items()}
@@ -216,22 +220,20 @@ def agreement(artifact: Artifact, reference: Artifact | None, encoded: list[Enco
     """
     chosen = [i for i, e in enumerate(encoded) if e.num_tokens >= cfg.min_tokens][: cfg.max_examples]
     inputs, gold = [encoded[i] for i in chosen], torch.tensor([labels[i] for i in chosen])
-    pad_id = artifact.tokenizer.pad_token_id
     counts = dict.fromkeys(("compact", "dense", "labels", "kept", "tokens", "tokens_equal"), 0)
     max_diff = 0.0
     with torch.inference_mode():
-        for g in length_sorted_batches(inputs, cfg.batch_size):
-            b = pad_batch([inputs[i] for i in g], pad_id)
-            out = artifact.model(*_args(b, artifact.device), mode="compact", track_tokens=True)
-            dense = artifact.model(*_args(b, artifact.device), mode="dense")
-            ref = out if reference is None else reference.model(
-                *_args(b, reference.device), mode="compact", track_tokens=True)
+        for g, b in artifact.batches(inputs, cfg.batch_size):
+            out = artifact.model.run(b, mode="compact", track_tokens=True)
+            dense = artifact.model.run(b, mode="dense")
+            ref = out if reference is None else reference.model.run(
+                b.to(reference.device), mode="compact", track_tokens=True)
             predicted, expected = out.logits.argmax(-1).cpu(), ref.logits.argmax(-1).cpu()
             counts["compact"] += int((predicted == gold[g]).sum())
             counts["dense"] += int((dense.logits.argmax(-1).cpu() == gold[g]).sum())
             counts["labels"] += int((predicted == expected).sum())
             counts["kept"] += int((out.kept_tokens == ref.kept_tokens).all(dim=1).sum())
-            live = b.attention_mask.bool()
+            live = b.live.cpu()
             counts["tokens"] += int(live.sum())
             counts["tokens_equal"] += int((out.token_layers == ref.token_layers)[live].sum())
             diff = (out.logits.float().cpu() - ref.logits.float().cpu()).abs().max().item()
@@ -246,8 +248,3 @@ def agreement(artifact: Artifact, reference: Artifact | None, encoded: list[Enco
         "max_logit_diff_vs_fp32": max_diff,
         "accuracy_examples": n,
     }
-
-
-def _args(batch: Batch, device: torch.device):
-    b = batch.to(device)
-    return b.input_ids, b.attention_mask, b.token_type_ids

@@ -16,16 +16,9 @@ import torch
 from ltp.artifact import Artifact
 from ltp.config import PruningConfig
 from ltp.flops import dense_kept, encoder_flops
-from ltp.text import Batch, Encoded, length_sorted_batches, pad_batch
+from ltp.text import Encoded
 
 log = logging.getLogger(__name__)
-
-
-def _batches(artifact: Artifact, inputs: list[Encoded], batch_size: int = 32) -> list[Batch]:
-    """``inputs`` in length-sorted, padded batches on the artifact's device."""
-    pad_id = artifact.tokenizer.pad_token_id
-    return [pad_batch([inputs[i] for i in g], pad_id).to(artifact.device)
-            for g in length_sorted_batches(inputs, batch_size)]
 
 
 def kept_per_layer(artifact: Artifact, inputs: list[Encoded]) -> torch.Tensor:
@@ -33,8 +26,8 @@ def kept_per_layer(artifact: Artifact, inputs: list[Encoded]) -> torch.Tensor:
     kept = torch.zeros(artifact.model.encoder.num_layers, dtype=torch.float64)
     total = 0
     with torch.inference_mode():
-        for b in _batches(artifact, inputs):
-            out = artifact.model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact")
+        for _, b in artifact.batches(inputs, 32):
+            out = artifact.model.run(b, mode="compact")
             kept += out.kept_tokens.double().sum(0)
             total += int(out.input_tokens.sum())
     return kept / total
@@ -88,14 +81,14 @@ def calibrate_schedule(artifact: Artifact, inputs: list[Encoded], keep: list[flo
         raise ValueError(f"need {pruning_layers} keep fractions in (0, 1], got {keep}")
     base = model.pruning
     thresholds = [0.0] * model.encoder.num_layers
-    batches = _batches(artifact, inputs)  # padded once, run once per layer
+    batches = [b for _, b in artifact.batches(inputs, 32)]  # padded once, run once per layer
     total = sum(int(b.attention_mask.sum()) for b in batches)
     for layer in range(pruning_layers):
         model.set_pruning(replace(base, final_threshold=0.0, delta=list(thresholds)))
         candidates, always = [], 0
         with torch.inference_mode():
             for b in batches:
-                out = model(b.input_ids, b.attention_mask, b.token_type_ids, mode="masked")
+                out = model.run(b, mode="masked")
                 scores, live = out.scores[layer]
                 live = live.clone()
                 always += int(live[:, 0].sum())

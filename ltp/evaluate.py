@@ -10,7 +10,7 @@ from ltp.artifact import Artifact
 from ltp.baselines import classification_metrics
 from ltp.data import Example
 from ltp.flops import dense_kept, encoder_flops, model_flops
-from ltp.text import length_sorted_batches, pad_batch
+from ltp.text import length_sorted_batches
 from ltp.train import encode_examples
 
 
@@ -30,7 +30,7 @@ def evaluate(
     """
     if not examples:
         raise ValueError("no examples to evaluate")
-    model, enc = artifact.model, artifact.model.encoder
+    enc = artifact.model.encoder
     max_length = artifact.meta.max_length
     full = encode_examples(artifact, examples, max_length)
     inputs = encode_examples(artifact, examples, truncate_to) if truncate_to else full
@@ -42,9 +42,7 @@ def evaluate(
     with torch.inference_mode():
         for group in tqdm(batches, desc=f"eval {mode}", unit="batch", disable=not progress,
                           dynamic_ncols=True, leave=False):
-            b = pad_batch([inputs[i] for i in group], artifact.tokenizer.pad_token_id)
-            b = b.to(artifact.device)
-            out = model(b.input_ids, b.attention_mask, b.token_type_ids, mode=mode)
+            out = artifact.forward([inputs[i] for i in group], mode=mode)
             logits = out.logits.float().cpu()
             predicted[group] = logits.argmax(-1)
             loss += float(F.cross_entropy(logits, labels[group], reduction="sum"))

@@ -17,6 +17,7 @@ nothing else reaches the head.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,9 @@ from ltp.pruning import (
     topk_mask,
 )
 from ltp.quant import Int8Linear
+
+if TYPE_CHECKING:
+    from ltp.text import PaddedBatch
 
 _PROJECTIONS = {"q": "query", "k": "key", "v": "value"}
 
@@ -136,17 +140,25 @@ class LTPModel(nn.Module):
         live = attention_mask.bool()
         x = self.encoder.embed(input_ids, token_type_ids)  # (B, T, d)
         scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        masks: list[torch.Tensor] = []
         if mode == "compact":
             cls, kept, survived = self._run_compact(x, live, LAYOUTS[layout], track_tokens)
-            masks: list[torch.Tensor] = []
+        elif mode == "dense":
+            cls, kept = self._run_dense(x, live)
+        elif mode == "soft":
+            cls, kept, masks = self._run_soft(x, live)
         else:
-            cls, kept, masks = self._run_full(x, live, mode, scores)
+            cls, kept, scores = self._run_masked(x, live)
         logits = self.encoder.head(cls)
         out = self._output(logits, live.sum(dim=1).cpu(), kept.cpu(), mode, masks, live)
         out.scores = scores
         if mode == "compact" and track_tokens:
             out.token_layers = survived.cpu()
         return out
+
+    def run(self, batch: PaddedBatch, **kwargs) -> ForwardOutput:
+        """``forward`` on a padded batch; ``kwargs`` as ``forward``'s (mode, layout, ...)."""
+        return self(batch.input_ids, batch.attention_mask, batch.token_type_ids, **kwargs)
 
     def _output(self, logits, n_in, kept, mode, masks, live) -> ForwardOutput:
         enc = self.encoder
@@ -222,45 +234,64 @@ class LTPModel(nn.Module):
             return self.pruning.keep_ratios[layer] < 1.0
         return bool(threshold > 0)
 
-    def _run_full(self, x: torch.Tensor, live: torch.Tensor, mode: str,
-                  scores_out: list[tuple[torch.Tensor, torch.Tensor]]):
-        """dense / soft / masked: shapes stay (B, T, d).
+    def _full_layer(self, i: int, x: torch.Tensor, live: torch.Tensor, need_probs: bool,
+                    weight: torch.Tensor | None = None):
+        """Layer ``i`` on (B, T, d), shapes unchanged: its output and, when asked, the
+        attention probabilities; ``weight`` (B, T) are soft keep probabilities of the keys."""
+        q, k, v = split_heads(self._project(i, x, "qkv"), 3, self.encoder.num_heads)
+        ctx, probs = attend(q, k, v, live, need_probs, self._attn_dropout(), weight)
+        return self._finish(self.encoder.layers[i], ctx.transpose(1, 2).flatten(2), x), probs
 
-        Soft mode ("cumulative" style) is the relaxation of masked mode: each token carries a
-        cumulative keep probability (the product of its sigmoid masks so far), which weights
-        it as a key and as a query row of the score; with 0/1 masks it is exactly the masked
+    def _run_dense(self, x: torch.Tensor, live: torch.Tensor):
+        """No pruning: every layer keeps every live token."""
+        for i in range(self.encoder.num_layers):
+            x, _ = self._full_layer(i, x, live, False)
+        n_in = live.sum(dim=1)
+        return x[:, 0], n_in.unsqueeze(1).repeat(1, self.encoder.num_layers)
+
+    def _run_soft(self, x: torch.Tensor, live: torch.Tensor):
+        """Training: a differentiable sigmoid mask per pruning layer, shapes unchanged.
+
+        The "cumulative" style is the relaxation of masked mode: each token carries a
+        cumulative keep probability (the product of its masks so far), which weights it as a
+        key and as a query row of the score; with 0/1 masks it is exactly the masked
         reference. The "paper" style multiplies each layer's mask into its output instead.
         """
-        thresholds = self.thresholds()
-        n_in, last, heads = live.sum(dim=1), self.encoder.num_layers - 1, self.encoder.num_heads
-        cumulative = mode == "soft" and self.pruning.soft_style == "cumulative"
+        thresholds, last = self.thresholds(), self.encoder.num_layers - 1
+        cumulative = self.pruning.soft_style == "cumulative"
         weight = live.float() if cumulative else None  # (B, T) cumulative keep probability
         kept, masks = [], []
-        for i, parts in enumerate(self.encoder.layers):
-            need_probs = mode != "dense" and i < last
-            q, k, v = split_heads(self._project(i, x, "qkv"), 3, heads)  # (B, H, T, dh) each
-            ctx, probs = attend(q, k, v, live, need_probs, self._attn_dropout(), weight)
-            x = self._finish(parts, ctx.transpose(1, 2).flatten(2), x)  # (B, T, d)
-            if mode == "dense":
-                kept.append(n_in)
-            elif i == last:
-                kept.append(torch.ones_like(n_in))
-            elif mode == "soft":
-                rows = weight if cumulative else live
-                scores = self._scores(received_attention(probs, rows), rows)  # (B, T)
-                mask = soft_mask(scores, thresholds[i], self.pruning.temperature, live)
-                if cumulative:
-                    weight = mask = weight * mask
-                else:  # the paper: the mask multiplies the layer's output
-                    x = x * mask.unsqueeze(-1).to(x.dtype)
-                masks.append(mask)
-                kept.append((mask.detach() > 0.5).sum(dim=1))
-            else:
-                scores = self._scores(received_attention(probs, live), live)  # (B, T)
-                scores_out.append((scores, live))
-                live = self._keep(i, scores, thresholds[i], live, n_in)
-                kept.append(live.sum(dim=1))
+        for i in range(last):
+            x, probs = self._full_layer(i, x, live, True, weight)
+            rows = weight if cumulative else live
+            scores = self._scores(received_attention(probs, rows), rows)  # (B, T)
+            mask = soft_mask(scores, thresholds[i], self.pruning.temperature, live)
+            if cumulative:
+                weight = mask = weight * mask
+            else:  # the paper: the mask multiplies the layer's output
+                x = x * mask.unsqueeze(-1).to(x.dtype)
+            masks.append(mask)
+            kept.append((mask.detach() > 0.5).sum(dim=1))
+        x, _ = self._full_layer(last, x, live, False, weight)
+        kept.append(torch.ones_like(live[:, 0], dtype=torch.long))
         return x[:, 0], torch.stack(kept, dim=1), masks
+
+    def _run_masked(self, x: torch.Tensor, live: torch.Tensor):
+        """Reference for the hard rule: dropped tokens stop being keys and queries but stay in
+        the tensors. Returns, per pruning layer, the scores and the live tokens they were
+        computed over."""
+        thresholds, last = self.thresholds(), self.encoder.num_layers - 1
+        n_in = live.sum(dim=1)
+        kept, scores_out = [], []
+        for i in range(last):
+            x, probs = self._full_layer(i, x, live, True)
+            scores = self._scores(received_attention(probs, live), live)  # (B, T)
+            scores_out.append((scores, live))
+            live = self._keep(i, scores, thresholds[i], live, n_in)
+            kept.append(live.sum(dim=1))
+        x, _ = self._full_layer(last, x, live, False)
+        kept.append(torch.ones_like(n_in))
+        return x[:, 0], torch.stack(kept, dim=1), scores_out
 
     # -- compact: kept tokens are gathered out --------------------------------------------
 

@@ -100,3 +100,26 @@ def measure_precisions(artifact_dir: str | Path, examples: list, precisions=("fp
         out[precision] = {"accuracy": result["accuracy"], "examples": result["examples"],
                           "relative_flops": result["relative_flops"]}
     return out
+
+
+def record_precisions(artifact_dir: str | Path, examples: list, precisions=None,
+                      features: set[str] | None = None, batch_size: int = 64) -> dict[str, dict]:
+    """Measure the accuracy of each precision on ``examples`` (a dev split) and write it into
+    ``ltp.json``'s ``eval.precision``, where ``choose_dtype`` reads it.
+
+    ``precisions``: which to measure (default: those this CPU runs natively, see
+    ``native_precisions``: an emulated precision would take hours on a whole split and is
+    never served here anyway). Returns the table written.
+    """
+    native = native_precisions(read_cpu_features() if features is None else features)
+    chosen = list(precisions) if precisions else [p for p in ("fp32", "bf16", "int8") if p in native]
+    if "fp32" not in chosen:
+        chosen.insert(0, "fp32")  # the reference every other precision is compared with
+    table = measure_precisions(artifact_dir, examples, chosen, batch_size)
+    for name, row in table.items():
+        row["native"] = native.get(name, "emulated on the measuring CPU")
+    path = Path(artifact_dir) / "ltp.json"
+    meta = json.loads(path.read_text())
+    meta.setdefault("eval", {})["precision"] = table
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return table

@@ -95,17 +95,13 @@ def profile_batches(artifact, encoded, cfg, repeats: int = 2) -> dict:
     """Profile the compact forward over the bench inputs in length-sorted batches of
     ``cfg.batch_size`` (see ``ltp.bench``): shares, top operators and per-layer times."""
     from ltp.bench import select_inputs
-    from ltp.text import length_sorted_batches, pad_batch
 
     inputs = select_inputs(encoded, cfg)
-    pad_id = artifact.tokenizer.pad_token_id
-    batches = [pad_batch([inputs[i] for i in g], pad_id).to(artifact.device)
-               for g in length_sorted_batches(inputs, cfg.batch_size)]
-    model = artifact.model
+    batches = [b for _, b in artifact.batches(inputs, cfg.batch_size)]
 
     def run() -> None:
         for b in batches:
-            model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact", layout=cfg.layout)
+            artifact.model.run(b, mode="compact", layout=cfg.layout)
 
     with torch.inference_mode():
         result = profile_forward(run, repeats)

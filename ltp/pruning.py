@@ -93,17 +93,6 @@ def normalize_scores(received: torch.Tensor, query_live: torch.Tensor, heads: in
     return received / (median[:, None] * normalizer)
 
 
-def importance_scores(probs: torch.Tensor, query_live: torch.Tensor, normalizer: int,
-                      norm: str = "fixed") -> torch.Tensor:
-    """Attention each token receives, normalised (see ``normalize_scores``).
-
-    probs: (B, H, T, T) fp32; query_live: (B, T) bool, or soft keep weights. Returns (B, T)
-    fp32.
-    """
-    received = received_attention(probs, query_live)
-    return normalize_scores(received, query_live, probs.shape[1], normalizer, norm)
-
-
 def keep_mask(scores: torch.Tensor, threshold: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
     """Hard rule: keep live token i iff score_i >= threshold; the classifier token always stays.
 

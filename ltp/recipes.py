@@ -34,6 +34,7 @@ from ltp.pipeline import (
     prune_model,
     with_overrides,
 )
+from ltp.precision import record_precisions
 from ltp.text import encode
 from ltp.train import measure_step_seconds, total_steps
 
@@ -232,6 +233,8 @@ def build(path: str | Path, force: bool = False, allow_weak: bool = False,
     if estimate:
         artifact.meta.provenance["estimate"] = guess
     artifact.path = save_artifact(artifact, recipe.out_dir)
+    if recipe.prune is not None:  # the accuracy of each precision, for `ltp serve --dtype auto`
+        artifact.meta.eval["precision"] = record_precisions(recipe.out_dir, data.dev)
     (recipe.out_dir / "card.md").write_text(model_card(recipe, artifact, data.sizes()))
     log.info("built %s in %.0f s", recipe.out_dir, time.perf_counter() - start)
     if weak:
@@ -312,8 +315,21 @@ def model_card(recipe: Recipe, artifact: Artifact, sizes: dict) -> str:
                           if "dev_accuracy" in t)
         lines += ["", f"FLOPs budget {auto['chosen']} chosen automatically: {auto['reason']}. "
                       f"Tried (budget -> dev accuracy with calibrated thresholds): {tried}."]
+    lines += _precision_section(meta.eval.get("precision"))
     lines += _baselines_section(meta.eval, dense.get("test"), ltp_eval["test"])
     return "\n".join(lines) + "\n"
+
+
+def _precision_section(table: dict | None) -> list[str]:
+    """Dev accuracy of the pruned model per precision (what ``--dtype auto`` chooses from)."""
+    if not table:
+        return []
+    lines = ["", "Precision (dev split; `ltp serve --dtype auto` serves the fastest within 0.5 pt "
+                 "of fp32):", "", "| precision | accuracy | relative FLOPs | on the building CPU |",
+             "|---|---|---|---|"]
+    lines += [f"| {name} | {_pct(row['accuracy'])} | {row['relative_flops']:.3f} | "
+              f"{row.get('native', '-')} |" for name, row in table.items()]
+    return lines
 
 
 def _checks_section(ev: dict) -> list[str]:

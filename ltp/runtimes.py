@@ -30,12 +30,12 @@ import torch
 
 from ltp.artifact import load_artifact
 from ltp.bench import device_name, load_split
-from ltp.text import Batch, length_sorted_batches, pad_batch
+from ltp.text import PaddedBatch, pad_batch, padded_batches
 
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "ltp-fp32", "ltp-bf16", "ltp-int8")
-Forward = Callable[[Batch], torch.Tensor]  # one padded batch -> (B, C) logits
+Forward = Callable[[PaddedBatch], torch.Tensor]  # one padded batch -> (B, C) logits
 
 
 @dataclass
@@ -49,15 +49,15 @@ class RuntimeBenchConfig:
 
 
 def _hf_forward(artifact) -> Forward:
-    def run(b: Batch) -> torch.Tensor:
+    def run(b: PaddedBatch) -> torch.Tensor:
         return artifact.model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask,
                                  token_type_ids=b.token_type_ids).logits
     return run
 
 
 def _ltp_forward(artifact) -> Forward:
-    def run(b: Batch) -> torch.Tensor:
-        return artifact.model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact").logits
+    def run(b: PaddedBatch) -> torch.Tensor:
+        return artifact.model.run(b, mode="compact").logits
     return run
 
 
@@ -86,7 +86,7 @@ def _ort_forward(onnx_path: Path, threads: int) -> Forward:
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
 
-    def run(b: Batch) -> torch.Tensor:
+    def run(b: PaddedBatch) -> torch.Tensor:
         feed = {"input_ids": b.input_ids.numpy(), "attention_mask": b.attention_mask.numpy()}
         if "token_type_ids" in names:
             types = b.token_type_ids if b.token_type_ids is not None else torch.zeros_like(b.input_ids)
@@ -130,7 +130,7 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
     return forwards
 
 
-def _pass(forward: Forward, batches: list[Batch]) -> tuple[float, torch.Tensor]:
+def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
     predicted = [forward(b).argmax(-1) for b in batches]
     return time.perf_counter() - start, torch.cat(predicted)
@@ -139,9 +139,9 @@ def _pass(forward: Forward, batches: list[Batch]) -> tuple[float, torch.Tensor]:
 def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: int,
             cfg: RuntimeBenchConfig) -> list[dict]:
     """Accuracy, seq/s and batch-1 p50 latency of each runtime on the same inputs."""
-    groups = length_sorted_batches(encoded, cfg.batch_size)
-    batches = [pad_batch([encoded[i] for i in g], pad_id) for g in groups]
-    gold = torch.tensor([labels[i] for g in groups for i in g])
+    grouped = padded_batches(encoded, pad_id, cfg.batch_size)
+    batches = [b for _, b in grouped]
+    gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
     singles = [pad_batch([e], pad_id) for e in encoded[: cfg.latency_examples]]
     times: dict[str, list[float]] = {name: [] for name in forwards}
     correct: dict[str, int] = {}

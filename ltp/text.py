@@ -20,20 +20,25 @@ class Encoded:
 
 
 @dataclass
-class Batch:
+class PaddedBatch:
     """Right-padded model inputs, shape (B, T)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor | None
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str) -> PaddedBatch:
         tt = self.token_type_ids
-        return Batch(
+        return PaddedBatch(
             self.input_ids.to(device),
             self.attention_mask.to(device),
             tt.to(device) if tt is not None else None,
         )
+
+    @property
+    def live(self) -> torch.Tensor:
+        """(B, T) bool: the real tokens."""
+        return self.attention_mask.bool()
 
 
 def encode(
@@ -72,8 +77,8 @@ def encode(
     ]
 
 
-def pad_batch(items: list[Encoded], pad_id: int) -> Batch:
-    """Right-pad encoded inputs to the longest one."""
+def pad_batch(items: list[Encoded], pad_id: int, device: torch.device | str | None = None) -> PaddedBatch:
+    """Right-pad encoded inputs to the longest one (on ``device``, if given)."""
     width = max(item.num_tokens for item in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(items), width), dtype=torch.long)
@@ -85,10 +90,19 @@ def pad_batch(items: list[Encoded], pad_id: int) -> Batch:
         mask[row, :n] = 1
         if types is not None:
             types[row, :n] = torch.tensor(item.token_type_ids)
-    return Batch(ids, mask, types)
+    batch = PaddedBatch(ids, mask, types)
+    return batch if device is None else batch.to(device)
 
 
 def length_sorted_batches(items: list[Encoded], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (less padding), longest first."""
     order = sorted(range(len(items)), key=lambda i: -items[i].num_tokens)
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def padded_batches(items: list[Encoded], pad_id: int, batch_size: int,
+                   device: torch.device | str | None = None) -> list[tuple[list[int], PaddedBatch]]:
+    """``items`` in length-sorted groups (see ``length_sorted_batches``): each group's indices
+    into ``items`` and its padded batch."""
+    return [(group, pad_batch([items[i] for i in group], pad_id, device))
+            for group in length_sorted_batches(items, batch_size)]

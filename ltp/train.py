@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ltp.artifact import Artifact
 from ltp.data import Example
 from ltp.model import ForwardOutput
-from ltp.text import Batch, Encoded, encode, pad_batch
+from ltp.text import Encoded, PaddedBatch, encode
 
 log = logging.getLogger(__name__)
 REGULARIZERS = ("flops", "uniform")
@@ -177,7 +177,7 @@ def _schedule(optimizer, total: int, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-LossFn = Callable[[ForwardOutput, torch.Tensor, Batch], torch.Tensor]
+LossFn = Callable[[ForwardOutput, torch.Tensor, PaddedBatch], torch.Tensor]
 
 
 def _dev_score(artifact: Artifact, dev: list[Example], mode: str) -> tuple[float, float, float]:
@@ -209,7 +209,6 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
     optimizer = _optimizer(artifact, cfg, thresholds)
     scheduler = _schedule(optimizer, total, cfg.warmup)
     result = StageResult(stage=stage, steps=total, seconds=0.0)
-    pad_id, device = artifact.tokenizer.pad_token_id, artifact.device
     model.train()
     start, kept_sum, token_sum, correct, seen = time.perf_counter(), 0.0, 0.0, 0, 0
     bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True)
@@ -236,9 +235,9 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
         for group in training_batches(lengths, cfg.batch_size, rng):
             if step >= total or stop:
                 break
-            batch = pad_batch([encoded[i] for i in group], pad_id).to(device)
-            y = labels[group].to(device)
-            out = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, mode=mode)
+            batch = artifact.pad([encoded[i] for i in group])
+            y = labels[group].to(artifact.device)
+            out = model.run(batch, mode=mode)
             loss = loss_fn(out, y, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -289,7 +288,7 @@ def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> St
     """Learn the thresholds (and adapt the weights) under a soft-mask relaxation."""
     enc = artifact.model.encoder
 
-    def loss(out: ForwardOutput, y: torch.Tensor, _: Batch) -> torch.Tensor:
+    def loss(out: ForwardOutput, y: torch.Tensor, _: PaddedBatch) -> torch.Tensor:
         reg = soft_regularizer(out, cfg.regularizer, enc.hidden_size, enc.intermediate_size)
         if cfg.target_flops is not None:  # a budget: only the excess over it is penalised
             reg = F.relu(reg - cfg.target_flops * enc.num_layers)
@@ -302,13 +301,12 @@ def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
                teacher: Artifact | None = None) -> StageResult:
     """Thresholds frozen; fine-tune the weights with tokens really pruned."""
 
-    def loss(out: ForwardOutput, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def loss(out: ForwardOutput, y: torch.Tensor, batch: PaddedBatch) -> torch.Tensor:
         task = task_loss(out.logits, y, cfg)
         if teacher is None or cfg.distill <= 0:
             return task
         with torch.no_grad():
-            ref = teacher.model(batch.input_ids, batch.attention_mask, batch.token_type_ids,
-                                mode="dense").logits.float()
+            ref = teacher.model.run(batch, mode="dense").logits.float()
         t = cfg.distill_temperature
         kl = F.kl_div(F.log_softmax(out.logits.float() / t, -1), F.softmax(ref / t, -1),
                       reduction="batchmean") * t * t
@@ -330,12 +328,12 @@ def measure_step_seconds(artifact: Artifact, examples: list[Example], batch_size
     encoded = encode_examples(artifact, sample, max_length)
     mean = sum(e.num_tokens for e in encoded) / len(encoded)
     typical = sorted(encoded, key=lambda e: abs(e.num_tokens - mean))[:batch_size]
-    batch = pad_batch(typical, artifact.tokenizer.pad_token_id).to(artifact.device)
+    batch = artifact.pad(typical)
     model.train()
     times = []
     for _ in range(repeats + 1):  # the first round warms up
         start = time.perf_counter()
-        out = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, mode=mode)
+        out = model.run(batch, mode=mode)
         out.logits.float().sum().backward()
         times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)

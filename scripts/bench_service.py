@@ -27,7 +27,7 @@ from loadtest.processes import free_port, stop, wait_http
 from ltp.artifact import load_artifact
 from ltp.data import load_dataset
 from ltp.runtime import tune_allocator
-from ltp.text import encode, length_sorted_batches, pad_batch
+from ltp.text import encode
 
 
 def offline_seq_per_s(model_dir: Path, texts: list[str], batch_size: int, rounds: int) -> float:
@@ -35,14 +35,13 @@ def offline_seq_per_s(model_dir: Path, texts: list[str], batch_size: int, rounds
     tune_allocator()
     artifact = load_artifact(model_dir)
     encoded = encode(artifact.tokenizer, texts, max_length=artifact.meta.max_length)
-    batches = [pad_batch([encoded[i] for i in g], artifact.tokenizer.pad_token_id)
-               for g in length_sorted_batches(encoded, batch_size)]
+    batches = [b for _, b in artifact.batches(encoded, batch_size)]
     best = float("inf")
     with torch.inference_mode():
         for _ in range(rounds + 1):  # the first round warms up
             start = time.perf_counter()
             for b in batches:
-                artifact.model(b.input_ids, b.attention_mask, b.token_type_ids, mode="compact")
+                artifact.model.run(b, mode="compact")
             best = min(best, time.perf_counter() - start)
     return len(texts) / best
 

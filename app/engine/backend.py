@@ -9,7 +9,7 @@ import torch
 from app.engine.batch import Batch, BatchStats, SequenceResult
 from ltp.artifact import Artifact
 from ltp.model import ForwardOutput
-from ltp.text import Encoded, pad_batch
+from ltp.text import Encoded
 
 
 class Backend:
@@ -20,11 +20,8 @@ class Backend:
 
     def forward(self, model: str, encoded: list[Encoded]) -> tuple[ForwardOutput, torch.Tensor]:
         """The compact forward of one padded batch; returns its output and fp32 logits."""
-        artifact = self.artifacts[model]
-        inputs = pad_batch(encoded, artifact.tokenizer.pad_token_id).to(artifact.device)
         with torch.inference_mode():
-            out = artifact.model(inputs.input_ids, inputs.attention_mask, inputs.token_type_ids,
-                                 mode="compact")
+            out = self.artifacts[model].forward(encoded, mode="compact")
             return out, out.logits.float().cpu()
 
     def run(self, batch: Batch) -> BatchStats:

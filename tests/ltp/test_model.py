@@ -65,7 +65,7 @@ def test_median_scores_compact_equals_masked_reference(hf_model, batch, layout):
 
 
 def test_median_scores_do_not_depend_on_an_inputs_scale():
-    from ltp.pruning import importance_scores
+    from tests.ltp.test_pruning import importance_scores
 
     probs = torch.softmax(torch.randn(2, 4, 6, 6), dim=-1)
     live = torch.ones(2, 6, dtype=torch.bool)

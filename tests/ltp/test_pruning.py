@@ -6,11 +6,17 @@ from ltp.pruning import (
     PackedLayout,
     PaddedLayout,
     attend,
-    importance_scores,
     keep_mask,
     live_from_counts,
+    normalize_scores,
+    received_attention,
     soft_mask,
 )
+
+
+def importance_scores(probs, live, normalizer, norm="fixed"):
+    """The model's scores from full attention probabilities (B, H, T, T)."""
+    return normalize_scores(received_attention(probs, live), live, probs.shape[1], normalizer, norm)
 
 
 def random_attention(lengths, heads=2, width=6, seed=0):

@@ -49,6 +49,12 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     assert "estimate" in meta["provenance"]
     out = json.loads(capsys.readouterr().out)
     assert {"majority_accuracy", "baseline_tfidf", "dense", "ltp"} <= out.keys()
+    # the accuracy per precision that `ltp serve --dtype auto` chooses from: fp32 is the
+    # same forward on the same split as the recorded LTP dev figure
+    precision = meta["eval"]["precision"]
+    assert precision["fp32"]["accuracy"] == pytest.approx(meta["eval"]["ltp"]["dev"]["accuracy"])
+    assert all(0 <= row["accuracy"] <= 1 and row["native"] for row in precision.values())
+    assert "| fp32 |" in card and "--dtype auto" in card
 
 
 @pytest.mark.parametrize("text,message", [

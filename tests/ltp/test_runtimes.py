@@ -50,13 +50,13 @@ def test_onnx_export_handles_padding(tiny_artifact_dir, tmp_path):
 
     from ltp.artifact import load_artifact
     from ltp.runtimes import _ort_forward, export_onnx
-    from ltp.text import Batch
+    from ltp.text import PaddedBatch
     from tests.conftest import padded_batch
 
     artifact = load_artifact(tiny_artifact_dir)
     forward = _ort_forward(export_onnx(artifact, tmp_path / "dense.onnx"), threads=1)
     ids, mask = padded_batch()  # traced with an unpadded input; padding must still be masked
-    batch = Batch(ids, mask, torch.zeros_like(ids))
+    batch = PaddedBatch(ids, mask, torch.zeros_like(ids))
     with torch.no_grad():
         ref = artifact.model.hf(input_ids=ids, attention_mask=mask, token_type_ids=batch.token_type_ids)
     torch.testing.assert_close(forward(batch), ref.logits, atol=1e-4, rtol=1e-4)
