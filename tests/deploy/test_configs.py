@@ -1,6 +1,7 @@
 """The deployment files pass the offline checkers, and the dashboard names real metrics."""
 
 import importlib.util
+import itertools
 import json
 import re
 import shutil
@@ -95,3 +96,106 @@ def test_dashboard_queries_name_exported_metrics():
         names = set(re.findall(r"\bltp_[a-z_]+", expr))
         assert names, expr
         assert names <= exported, f"{expr}: {names - exported} not exported"
+
+
+# -- Grafana: per-model panels, filtered by the dashboard's variables -------------------------
+
+DASHBOARD = REPO / "deploy/grafana/dashboards/ltp.json"
+MODEL_FILTER, INSTANCE_FILTER = 'model=~"$model"', 'instance=~"$instance"'
+SELECTOR = re.compile(r"\b((?:ltp|process)_[a-z_]+)(\{[^}]*\})?")
+
+
+def metric_base(name: str) -> str:
+    return re.sub(r"_(total|bucket|sum|count)$", "", name)
+
+
+def model_labelled_metrics() -> set[str]:
+    """Names of the service's metrics that carry a ``model`` label."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from app.metrics import Metrics
+
+    return {m._name for m in vars(Metrics()).values()
+            if isinstance(m, MetricWrapperBase) and "model" in m._labelnames}
+
+
+def dashboard_targets() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+
+
+def test_dashboard_has_multi_select_model_and_instance_variables():
+    variables = {v["name"]: v for v in json.loads(DASHBOARD.read_text())["templating"]["list"]}
+    for name in ("model", "instance"):
+        variable = variables[name]
+        assert variable["type"] == "query" and variable["multi"] and variable["includeAll"]
+        assert variable["allValue"] == ".*"  # All also matches series that appear later
+        assert re.fullmatch(rf"label_values\(ltp_[a-z_]+(\{{[^}}]*\}})?, {name}\)", variable["query"])
+
+
+def test_every_dashboard_query_filters_by_model_and_instance():
+    with_model = model_labelled_metrics()
+    for title, expr in dashboard_targets():
+        assert MODEL_FILTER in expr and INSTANCE_FILTER in expr, f"{title}: {expr}"
+        for name, selector in SELECTOR.findall(expr):
+            assert INSTANCE_FILTER in selector, f"{title}: {name} not filtered by instance"
+            if metric_base(name) in with_model:
+                assert MODEL_FILTER in selector, f"{title}: {name} not filtered by model"
+
+
+def test_dashboard_sums_keep_models_apart():
+    with_model = model_labelled_metrics()
+    for title, expr in dashboard_targets():
+        # ltp_model_info only joins: it restricts a per-instance metric to the selected models
+        measured = {metric_base(n) for n, _ in SELECTOR.findall(expr)} - {"ltp_model_info"}
+        if measured & with_model:
+            for by in re.findall(r"\bsum\b(?:\s+by\s*\(([^)]*)\))?", expr):
+                assert "model" in re.split(r"\s*,\s*", by), f"{title}: {expr} sums across models"
+
+
+def test_dashboard_latency_quantiles_use_the_service_buckets():
+    from app.metrics import LATENCY_BUCKETS, Metrics
+
+    histograms = {m._name: m._upper_bounds for m in vars(Metrics()).values()
+                  if getattr(m, "_type", None) == "histogram"}
+    quantiles = [(title, m) for title, expr in dashboard_targets()
+                 for m in re.findall(r"histogram_quantile\([\d.]+, sum by \(([^)]*)\) "
+                                     r"\(rate\((ltp_[a-z_]+)_bucket\{", expr)]
+    latency = [metric for _, (_, metric) in quantiles if metric.endswith("_seconds")]
+    assert {"ltp_request_seconds", "ltp_queue_seconds", "ltp_inference_seconds"} <= set(latency)
+    for title, (by, metric) in quantiles:
+        assert "le" in re.split(r"\s*,\s*", by), f"{title}: {metric} quantile without le"
+    for metric in latency:
+        assert histograms[metric][:-1] == list(LATENCY_BUCKETS)
+    # finer between 0.1 and 1 s, where the service's latencies sit
+    between = [b for b in LATENCY_BUCKETS if 0.1 <= b <= 1.0]
+    assert len(between) >= 8 and max(b - a for a, b in itertools.pairwise(between)) <= 0.25
+
+
+def test_dashboard_shows_process_memory_per_instance():
+    from app.metrics import Metrics
+
+    exported = {s.name for m in Metrics().registry.collect() for s in m.samples}
+    assert "process_resident_memory_bytes" in exported
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    memory = [p for p in panels
+              if any(t["expr"].startswith("process_resident_memory_bytes{") for t in p["targets"])]
+    assert len(memory) == 1 and "memory" in memory[0]["title"].lower()
+    assert memory[0]["fieldConfig"]["defaults"]["unit"] == "bytes"
+    assert [t["legendFormat"] for t in memory[0]["targets"]] == ["{{instance}}"]
+    # only the service's processes: joined on the instances that export ltp_model_info
+    assert "and on (instance)" in memory[0]["targets"][0]["expr"]
+    assert len({p["id"] for p in panels}) == len(panels)
+
+
+def test_dashboard_queries_pass_promtool(tmp_path):
+    import yaml
+
+    rules = [{"record": f"dashboard:query_{i}",
+              "expr": expr.replace("$model", ".*").replace("$instance", ".*")}
+             for i, (_, expr) in enumerate(dashboard_targets())]
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = run(tool("promtool"), "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
