@@ -199,3 +199,69 @@ def test_dashboard_queries_pass_promtool(tmp_path):
     result = run(tool("promtool"), "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+# -- Kubernetes: shutdown, the API key, scrape annotations ------------------------------------
+
+def k8s_docs() -> list[dict]:
+    return load_script("render_k8s").render(REPO / "deploy" / "k8s")
+
+
+def k8s_pod_spec(docs: list[dict]) -> dict:
+    return next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+
+
+def test_kubernetes_pod_leaves_endpoints_before_sigterm_and_drains_within_grace():
+    from app.settings import Settings
+
+    docs = k8s_docs()
+    pod = k8s_pod_spec(docs)
+    command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and 0 < float(command[1]) <= 15, command
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    drain_s = max(Settings().server_options()["timeout_graceful_shutdown"],
+                  float(configmap["LTP_REQUEST_TIMEOUT_S"]))
+    # the grace period counts from the start of preStop
+    assert pod["terminationGracePeriodSeconds"] > float(command[1]) + drain_s
+
+
+def test_kubernetes_api_key_comes_from_an_optional_secret():
+    from app.settings import Settings
+
+    env_name = Settings.model_config["env_prefix"] + "API_KEY"
+    docs = k8s_docs()
+    container = k8s_pod_spec(docs)["containers"][0]
+    ref = {e["name"]: e for e in container["env"]}[env_name]["valueFrom"]["secretKeyRef"]
+    assert ref["optional"] is True  # no Secret: the service runs without a key
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert env_name not in configmap and not any(d["kind"] == "Secret" for d in docs)
+    # the documented command creates the very Secret and key the Deployment reads
+    command = f"kubectl create secret generic {ref['name']} --from-literal={ref['key']}="
+    assert command in (REPO / "deploy/k8s/kustomization.yaml").read_text()
+
+
+def test_kubernetes_scrape_annotations_only_on_the_pods():
+    docs = k8s_docs()
+    for doc in docs:
+        annotations = doc["metadata"].get("annotations", {})
+        assert not any(k.startswith("prometheus.io/") for k in annotations), doc["kind"]
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]
+    annotations = pod["metadata"]["annotations"]
+    port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_render_k8s_matches_kustomize():
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    import yaml
+
+    result = run(kubectl, "kustomize", "deploy/k8s")
+    assert result.returncode == 0, result.stderr
+
+    def key(doc: dict) -> tuple[str, str]:
+        return doc["kind"], doc["metadata"]["name"]
+
+    assert sorted(yaml.safe_load_all(result.stdout), key=key) == sorted(k8s_docs(), key=key)
+
