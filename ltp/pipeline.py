@@ -32,9 +32,23 @@ AUTO_FLOPS_TOLERANCE = 0.01  # within 1 point of dense dev accuracy (or one dev 
 AUTO_FLOPS_EXAMPLES = 300  # calibration sample for each candidate of the auto sweep
 
 
-def _check_class_weight(value) -> None:
-    if value not in CLASS_WEIGHTS:
-        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {value!r}")
+@dataclass
+class StageSettings:
+    """What a dense fine-tune and the LTP stages set alike (recipe keys of both)."""
+
+    batch_size: int = 32
+    seed: int = 0
+    warmup: float = 0.06  # fraction of optimiser steps with a linear warm-up
+    class_weight: str | None = None  # None or "balanced" (see ``class_weights_for``)
+
+    def __post_init__(self) -> None:
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+
+    def _train(self, class_weights: list[float] | None, **stage) -> TrainConfig:
+        """The optimiser settings of one training run: the shared fields plus ``stage``'s."""
+        return TrainConfig(batch_size=self.batch_size, seed=self.seed, warmup=self.warmup,
+                           class_weights=class_weights, **stage)
 
 
 def class_weights_for(cfg, data: DatasetSplits) -> list[float] | None:
@@ -44,7 +58,7 @@ def class_weights_for(cfg, data: DatasetSplits) -> list[float] | None:
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(StageSettings):
     """The two LTP stages, each with its own epochs and learning rate."""
 
     lam: float = 0.05
@@ -72,16 +86,12 @@ class PruneConfig:
     # within a point of dense; the choice is recorded in provenance.calibration.auto.
     target_flops: float | str | None = None
     calibration_examples: int = 600
-    batch_size: int = 32
-    seed: int = 0
     # optimiser steps of each stage (None: epochs)
     soft_steps: int | None = None
     hard_steps: int | None = None
-    warmup: float = 0.06
-    class_weight: str | None = None
 
     def __post_init__(self) -> None:
-        _check_class_weight(self.class_weight)
+        super().__post_init__()
         if self.target_flops is not None:
             number = isinstance(self.target_flops, int | float) and 0.0 < self.target_flops < 1.0
             if not number and self.target_flops != "auto":
@@ -90,41 +100,34 @@ class PruneConfig:
                 raise ValueError("target_flops is a FLOPs budget: it needs regularizer 'flops'")
 
     def stage(self, max_length: int, soft: bool, class_weights: list[float] | None = None) -> TrainConfig:
-        return TrainConfig(
+        return self._train(
+            class_weights,
             epochs=self.soft_epochs if soft else self.hard_epochs,
             steps=self.soft_steps if soft else self.hard_steps,
             lr=self.soft_lr if soft else self.hard_lr,
-            batch_size=self.batch_size, max_length=max_length, seed=self.seed,
-            lam=self.lam, threshold_lr=self.threshold_lr, regularizer=self.regularizer,
-            distill=self.distill, target_flops=self.target_flops, warmup=self.warmup,
-            class_weights=class_weights,
+            max_length=max_length, lam=self.lam, threshold_lr=self.threshold_lr,
+            regularizer=self.regularizer, distill=self.distill, target_flops=self.target_flops,
         )
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(StageSettings):
+    """The dense fine-tune of a base encoder."""
+
     epochs: float = 1.0
     lr: float = 1e-4
-    batch_size: int = 32
     max_length: int = 128
-    seed: int = 0
     # optimiser steps (None: epochs x batches); see ``schedule_for_data``
     steps: int | None = None
-    warmup: float = 0.06
     # dev evaluation every this many steps (0: none), early stop after ``patience``
     # evaluations without a gain (0: never), best checkpoint restored
     eval_every: int = 0
     patience: int = 0
-    class_weight: str | None = None  # None or "balanced"
-
-    def __post_init__(self) -> None:
-        _check_class_weight(self.class_weight)
 
     def train(self, class_weights: list[float] | None = None) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                           max_length=self.max_length, seed=self.seed, steps=self.steps,
-                           warmup=self.warmup, eval_every=self.eval_every,
-                           patience=self.patience, class_weights=class_weights)
+        return self._train(class_weights, epochs=self.epochs, lr=self.lr,
+                           max_length=self.max_length, steps=self.steps,
+                           eval_every=self.eval_every, patience=self.patience)
 
 
 MIN_STEPS = 300  # fewer optimiser steps than this leaves a small-data model at the majority class

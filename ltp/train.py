@@ -34,6 +34,9 @@ REGULARIZERS = ("flops", "uniform")
 
 @dataclass
 class TrainConfig:
+    """The settings of one training run (a fine-tune or one LTP stage). Recipes do not write
+    it: ``ltp.pipeline``'s ``FinetuneConfig`` and ``PruneConfig`` (the recipe keys) build it."""
+
     epochs: float = 1.0
     lr: float = 2e-5
     batch_size: int = 32

@@ -11,7 +11,7 @@ from app.engine.backend import Backend
 from app.engine.batch import Entry
 from app.engine.engine import Engine
 from app.engine.queue import QueueLimits
-from app.main import worker_plan
+from app.loading import worker_plan
 from app.settings import Settings
 from ltp.artifact import load_artifact
 from ltp.text import encode

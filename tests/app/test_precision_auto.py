@@ -6,7 +6,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app, pick_precision
+from app.loading import pick_precision
+from app.main import create_app
 from tests.app.conftest import settings_for
 from tests.conftest import make_artifact
 

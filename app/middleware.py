@@ -1,0 +1,106 @@
+"""ASGI middleware around the routes: the last-resort error guard, admission before any
+parsing, and the body size limit. Each answers with the service's error body."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI
+
+from app.errors import PayloadTooLargeError, ServiceError
+
+log = logging.getLogger("app")
+INFERENCE_PATHS = ("/classify", "/predict")  # requests counted in ltp_requests_total
+
+
+class ErrorGuard:
+    """The last net: an unexpected exception becomes one logged line and a 500 with the
+    error body and ``Connection: close``, instead of a dropped connection."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s", scope.get("path"))
+            if not started:
+                error = ServiceError("internal error", {"Connection": "close"})
+                await send_error(send, error)
+
+
+class Admission:
+    """Refuse inference requests at once while the backlog is over the wait limit: before
+    routing, body parsing or tokenising, so that a refusal costs the event loop almost
+    nothing when it matters most. The handler checks again with the request's own deadline."""
+
+    def __init__(self, app, fastapi_app: FastAPI) -> None:
+        self.app, self.state = app, fastapi_app.state
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] == "http" and scope["path"] in INFERENCE_PATHS
+                and scope["method"] == "POST" and getattr(self.state, "ready", False)):
+            try:
+                self.state.front.engine.check_admission()
+            except ServiceError as error:
+                self.state.metrics.record_request(None, error.status, error_type=error.type)
+                return await send_error(send, error)
+        return await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413, whether or not they declare a length.
+
+    A declared length over the limit is refused before any byte is read, with
+    ``Connection: close``. A chunked body is counted as it arrives; past the limit the rest
+    is read and discarded (up to ``DRAIN_FACTOR`` times the limit) so the connection stays
+    usable for the next request, as a lingering close would; a longer one is cut with
+    ``Connection: close``.
+    """
+
+    DRAIN_FACTOR = 8
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        message = f"request body over {self.limit} bytes"
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await send_error(send, PayloadTooLargeError(message, {"Connection": "close"}))
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            received = await receive()
+            seen += len(received.get("body", b""))
+            if seen > self.limit:
+                while received.get("more_body") and seen <= self.DRAIN_FACTOR * self.limit:
+                    received = await receive()
+                    seen += len(received.get("body", b""))
+                drained = not received.get("more_body")
+                raise PayloadTooLargeError(message, {} if drained else {"Connection": "close"})
+            return received
+
+        return await self.app(scope, counting_receive, send)
+
+
+async def send_error(send, error: ServiceError) -> None:
+    body = orjson.dumps(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
