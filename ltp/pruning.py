@@ -143,7 +143,7 @@ class PackedLayout:
     Projections and the feed-forward run on exactly the live tokens. Attention that must
     return scores runs, on the CPU, input by input on each one's own rows: no padding, no
     masks, and each input's (H, n, n) probabilities stay in cache, where those of a padded
-    (B, H, T, T) batch do not (about twice as fast at 100 tokens). Otherwise the rows are
+    (B, H, T, T) batch do not (see the README's How it works). Otherwise the rows are
     scattered into a padded (B, T, d) batch: the fused attention kernel without scores, and
     one kernel launch per operator instead of one per input on a GPU.
     """

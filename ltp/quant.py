@@ -5,15 +5,13 @@ time by fbgemm's dynamic quantised linear (``quantized::linear_dynamic``), which
 one 8-bit range per call (``WEIGHT_LEVELS`` says how many bits each side gets). Per-token
 ranges come from a row scaling that the linear map lets through: ``W (x / a) * a = W x``
 with ``a`` each row's largest magnitude, so every row of the scaled input lies in [-1, 1]
-and the one range fits each token as well as its own would (measured on MiniLM with
-calibrated thresholds: 95% of tokens kept or dropped as in fp32, against 82% with one
-range for the packed batch). The range is pinned to [-1, 1], so an input's result does
+and the one range fits each token as well as its own would (far more tokens kept or
+dropped as in fp32 than with one range for the packed batch; the figures are in the
+README's Precision section). The range is pinned to [-1, 1], so an input's result does
 not depend on the other inputs in its batch.
 
-Kernels were chosen by measurement (AVX2, 2 cores; MiniLM shapes, 3,000 packed rows):
-fbgemm's dynamic linear ran 1.5-2x fp32; ``torch._int_mm`` 30x slower than fp32 (no fast
-CPU path), bf16 without native bf16 5-10x slower, and one fbgemm call per input (for
-per-input ranges) 1.3x slower than one call for the batch.
+Kernels were chosen by measurement against ``torch._int_mm`` (no fast CPU path), emulated
+bf16 and one fbgemm call per input; the figures are in the README's Precision section.
 
 Only the encoder's six matrices per layer (query, key, value, attention output,
 feed-forward in and out) are int8; embeddings, LayerNorm, attention (scores and context) and
