@@ -7,7 +7,9 @@
 ``single`` runs one load and writes Locust's CSVs, the service's /metrics before and after,
 ``report.md`` (requests/s, p50/p95/p99, failures, mean kept tokens, FLOPs saved) and PNG
 plots. ``compare`` starts the service (LTP model and its dense parent) and the naive
-pipeline app, runs the same load against each at each concurrency, and reports the ratios.
+pipeline app, runs the same load against each at each concurrency, ``--repeats`` times
+(round-robin over the targets within each repeat), and reports the ratios with their spread
+and one chart, ``comparison.png`` (``loadtest.comparison``).
 ``overload``, ``soak`` and ``drain`` start the service and drive it with raw asyncio clients
 (``loadtest.scenarios``): statuses and latency of accepted and refused requests, resident
 memory over time, what a SIGTERM under load does.
@@ -27,6 +29,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.comparison import compare_report, plot_comparison
 from loadtest.processes import free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +50,7 @@ class LoadResult:
     mean_kept_tokens: float | None = None
     mean_input_tokens: float | None = None
     flops_saved: float | None = None
+    repeat: int = 1  # which of a comparison's repeated runs, from 1
 
 
 def scrape(url: str) -> dict[str, float] | None:
@@ -114,8 +118,9 @@ def read_stats(prefix: Path) -> dict:
 
 
 def single(url: str, users: int, spawn_rate: float, duration_s: int, out: Path, target: str,
-           env: dict[str, str]) -> LoadResult:
-    """One headless run; CSVs, metrics snapshots, plots and a report under ``out``."""
+           env: dict[str, str], *, repeat: int = 1, plots: bool = True) -> LoadResult:
+    """One headless run; CSVs, metrics snapshots, a report and (with ``plots``) PNG plots of
+    this run under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     before = scrape(url)
     prefix = out / "locust"
@@ -128,8 +133,10 @@ def single(url: str, users: int, spawn_rate: float, duration_s: int, out: Path, 
         target=target, users=users, duration_s=duration_s,
         requests=int(agg["Request Count"]), failures=int(agg["Failure Count"]),
         requests_per_s=float(agg["Requests/s"]), p50_ms=float(agg["50%"]),
-        p95_ms=float(agg["95%"]), p99_ms=float(agg["99%"]), **pruning_figures(before, after))
-    plot_run(prefix, kept_histogram(before, after), out, target)
+        p95_ms=float(agg["95%"]), p99_ms=float(agg["99%"]), repeat=repeat,
+        **pruning_figures(before, after))
+    if plots:
+        plot_run(prefix, kept_histogram(before, after), out, target)
     (out / "report.md").write_text(report([result], f"Load test: {target}") + "\n")
     (out / "result.json").write_text(json.dumps(asdict(result), indent=2))
     return result
@@ -201,13 +208,12 @@ def start_server(cmd: list[str], url: str, env: dict[str, str], log: Path) -> su
 
 
 def compare(args: argparse.Namespace) -> list[LoadResult]:
-    """The same load against the LTP model, its dense parent, and the naive pipeline app."""
+    """The same load against the LTP model(s), the dense parent, and the naive pipeline app."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models_dir = Path(args.models_dir)
     service_port, naive_port = free_port(), free_port()
     service_url, naive_url = f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{naive_port}"
-    results = []
     servers = []
     try:
         ltp_models = args.ltp_model.split(",")
@@ -223,43 +229,34 @@ def compare(args: argparse.Namespace) -> list[LoadResult]:
             out / "naive.log"))
         targets = [("ltp", service_url, m) for m in ltp_models]
         targets += [("dense", service_url, args.dense_model), ("naive pipeline", naive_url, "")]
+        return run_cells(args, targets, out)
+    finally:
+        for proc in servers:
+            stop(proc, timeout_s=60)
+
+
+def run_cells(args: argparse.Namespace, targets: list[tuple[str, str, str]],
+              out: Path) -> list[LoadResult]:
+    """Every (target x concurrency) cell ``args.repeats`` times: each repeat runs all the
+    cells, the targets one after another at each concurrency, so drift (thermal, the
+    background) hits every target alike. Each run has its folder; the report, every run's
+    result and the chart are rewritten after each run."""
+    results = []
+    for repeat in range(1, args.repeats + 1):
         for users in [int(u) for u in args.concurrency.split(",")]:
             for name, url, model in targets:
                 env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": model,
                        "LTP_LOAD_THINK_S": str(args.think)}
                 label = model if name == "ltp" else name  # one folder per LTP model
-                folder = out / f"{label.replace(' ', '-')}-u{users}"
+                folder = out / f"{label.replace(' ', '-')}-u{users}-r{repeat}"
                 results.append(single(url, users, max(users / 2, 1), args.duration, folder,
-                                      f"{name} ({model or 'pipeline'})", env))
+                                      f"{name} ({model or 'pipeline'})", env, repeat=repeat,
+                                      plots=False))
                 (out / "report.md").write_text(compare_report(results, args) + "\n")
-    finally:
-        for proc in servers:
-            stop(proc, timeout_s=60)
+                (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+                plot_comparison(results, out / "comparison.png",
+                                f"LTP vs dense vs naive pipeline on {args.dataset}")
     return results
-
-
-def compare_report(results: list[LoadResult], args) -> str:
-    text = [report(results, f"LTP vs dense vs naive pipeline on {args.dataset}"), "",
-            f"{args.duration} s per run, think time {args.think} s, traffic from the "
-            f"{args.dataset} test split (20% list requests of 4).", "",
-            "| users | LTP model | LTP / dense req/s | LTP / naive req/s | LTP p99 / dense p99 |",
-            "|---|---|---|---|---|"]
-    by_users: dict[int, dict[str, LoadResult]] = {}
-    for r in results:
-        by_users.setdefault(r.users, {})[r.target] = r
-    ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
-    for users, group in sorted(by_users.items()):
-        dense = group.get(f"dense ({args.dense_model})")
-        naive = group.get("naive pipeline (pipeline)")
-        for model in args.ltp_model.split(","):
-            ltp = group.get(f"ltp ({model})")
-            if not ltp:
-                continue
-            text.append(f"| {users} | {model} | "
-                        f"{ratio(ltp.requests_per_s, dense and dense.requests_per_s)} | "
-                        f"{ratio(ltp.requests_per_s, naive and naive.requests_per_s)} | "
-                        f"{ratio(ltp.p99_ms, dense and dense.p99_ms)} |")
-    return "\n".join(text)
 
 
 def _scenario_parsers(sub) -> None:
@@ -286,6 +283,12 @@ def _scenario_parsers(sub) -> None:
             s.add_argument("--every", type=float, default=10.0, help="RSS sampling, seconds")
         if name == "drain":
             s.add_argument("--after", type=float, default=5.0, help="SIGTERM after, seconds")
+
+
+def _at_least_one(value: str) -> int:
+    if int(value) < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return int(value)
 
 
 def _served_parser(sub) -> None:
@@ -326,6 +329,10 @@ def main() -> int:
     c.add_argument("--concurrency", default="1,8,32")
     c.add_argument("--duration", type=int, default=30)
     c.add_argument("--think", type=float, default=0.0)
+    c.add_argument("--repeats", type=_at_least_one, default=2,
+                   help="runs per cell, interleaved over the targets; the spread over them is "
+                   "reported and charted. The comparison takes about repeats x concurrencies x "
+                   "targets x duration (default 2: 2 x 3 x 3 x 30 s, about 9 minutes)")
     c.add_argument("--out", required=True)
     _scenario_parsers(sub)
     _served_parser(sub)
