@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ltp.artifact import PRECISIONS
+from ltp.config import PRECISIONS
 
 DTYPES = ("auto", *PRECISIONS)
 

@@ -9,6 +9,11 @@ LAYOUTS: tuple[str, ...] = ("packed", "padded")
 STRATEGIES: tuple[str, ...] = ("threshold", "topk")
 SOFT_STYLES: tuple[str, ...] = ("cumulative", "paper")
 SCORE_NORMS: tuple[str, ...] = ("fixed", "median")
+# Precisions a model runs in: the float dtypes (ltp.artifact maps them to torch dtypes) and
+# int8 encoder linears (CPU, see ltp.quant). Named here, without torch, so that the service's
+# settings and the command line can list them without importing torch.
+FLOAT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+PRECISIONS: tuple[str, ...] = (*FLOAT_PRECISIONS, "int8")
 
 
 @dataclass
