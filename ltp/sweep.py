@@ -17,6 +17,8 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ltp.artifact import load_artifact
 from ltp.config import PruningConfig
 from ltp.data import DatasetSplits
@@ -40,6 +42,12 @@ class SweepConfig:
     artifacts: list[Path] = field(default_factory=list)  # LTP artifacts already trained
     flops_targets: list[float] = field(default_factory=list)
 
+    def num_rows(self) -> int:
+        """Rows a sweep writes: dense twice, then one per run (top-k twice with the fine-tune)."""
+        topk = 2 if self.topk_finetune else 1
+        return (2 + len(self.truncate_lengths) + topk * len(self.topk_targets) + len(self.lambdas)
+                + (1 + topk) * len(self.flops_targets) + len(self.artifacts))
+
 
 def _row(method: str, setting: str, ev: dict) -> dict:
     return {"method": method, "setting": setting, "accuracy": round(ev["accuracy"], 4),
@@ -51,22 +59,29 @@ def _row(method: str, setting: str, ev: dict) -> dict:
 class _Rows(list):
     """Rows that are written to the CSV as they come, so a cut-short sweep keeps its data."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, bar: tqdm) -> None:
         super().__init__()
-        self.path = path
+        self.path, self.bar = path, bar
 
     def append(self, row: dict) -> None:
         super().append(row)
+        self.bar.update()
         log.info("sweep row: %s", row)
         if self.path is not None:
             write_csv(self, self.path)
 
 
 def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig,
-              csv_path: Path | None = None) -> list[dict]:
+              csv_path: Path | None = None, progress: bool = False) -> list[dict]:
+    """Every row of ``cfg``, written to ``csv_path`` as it comes; ``progress``: a bar on stderr."""
+    with tqdm(total=cfg.num_rows(), desc="sweep", unit="run", disable=not progress,
+              dynamic_ncols=True) as bar:
+        return _sweep(parent_dir, data, cfg, _Rows(csv_path, bar))
+
+
+def _sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig, rows: _Rows) -> list[dict]:
     examples = data.split(cfg.split)
     parent = load_artifact(parent_dir)
-    rows = _Rows(csv_path)
     rows.append(_row("dense", "no pruning", evaluate(parent, examples, mode="dense")))
     rows.append(_row("dense", "last-layer only", evaluate(parent, examples)))
     for length in cfg.truncate_lengths:
