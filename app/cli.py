@@ -1,4 +1,13 @@
-"""The `ltp` command: the library's subcommands plus `ltp serve`."""
+"""The ``ltp`` command (the console script's entry point): the library's subcommands plus
+``ltp serve``.
+
+The entry point lives here, in the service, because ``serve`` is the one command that needs
+``app``: ``app`` imports ``ltp``, and ``ltp`` never imports ``app``. Building the parser is
+cheap on both sides: ``ltp.cli`` only declares arguments (each command imports its library
+modules when it runs) and ``app.settings`` needs neither torch nor the training code, so
+``ltp serve`` loads the service and the pruned forward, and nothing of training, data
+loading or benchmarking (``tests/app/test_cli.py`` checks this).
+"""
 
 from __future__ import annotations
 
@@ -21,14 +30,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the flags given; a flag not given leaves the LTP_* variable or the default."""
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in Settings.model_fields and v is not None}
+    return Settings(**overrides)
+
+
 def cmd_serve(args: argparse.Namespace) -> dict:
     import uvicorn
 
     from app.main import create_app
 
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in Settings.model_fields and v is not None}
-    settings = Settings(**overrides)
+    settings = settings_from_args(args)
     if settings.log_json:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
@@ -46,7 +60,8 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         shown = ",".join(default) if isinstance(default, list) else default
-        helptext = f"{field.description} (default: {shown}; env LTP_{name.upper()})"
+        shown = "" if shown in (None, "") else f"default: {shown}; "  # nothing to show: no noise
+        helptext = f"{field.description} ({shown}env LTP_{name.upper()})"
         flag = "--" + name.replace("_", "-")
         kind = field.annotation
         if kind is bool:
@@ -61,9 +76,11 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The library's parser with ``serve`` added."""
     parser = ltp_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    p = sub.add_parser("serve", help="run the HTTP service (settings also from LTP_* variables)")
+    help = "run the HTTP service (settings also from LTP_* variables)"
+    p = sub.add_parser("serve", help=help, description=help, formatter_class=ltp_cli.HelpFormatter)
     add_settings_flags(p)
     p.set_defaults(func=cmd_serve)
     return parser

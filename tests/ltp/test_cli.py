@@ -53,3 +53,96 @@ def test_errors_exit_2_with_a_message(capsys, tmp_path, tiny_artifact_dir):
     assert main(["bench", str(tmp_path), "--dataset", "amazon-food"]) == 2
     assert main(["bench", str(tiny_artifact_dir), "--dataset", "nope"]) == 2
     assert "unknown data set" in capsys.readouterr().err
+
+
+def test_version_is_the_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ltp {version('ltp-serve')}"
+
+
+def subcommand_parsers():
+    import argparse
+
+    from app.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_help_line_shows_its_default():
+    import argparse
+
+    parsers = subcommand_parsers()
+    assert {"bench", "eval", "sweep", "build", "serve"} <= set(parsers)
+    for name, parser in parsers.items():
+        text = " ".join(parser.format_help().split())  # argparse wraps lines anywhere
+        assert "default: None" not in text and "(default: False)" not in text, name
+        for action in parser._actions:
+            if action.option_strings and action.default not in (None, False, "", argparse.SUPPRESS):
+                assert f"(default: {action.default})" in text, (name, action.dest)
+    serve = " ".join(parsers["serve"].format_help().split())
+    assert ("--max-batch-size MAX_BATCH_SIZE sequences per batch "
+            "(default: 32; env LTP_MAX_BATCH_SIZE)") in serve
+
+
+def table_rows(out: str) -> dict[str, str]:
+    """First cell -> second cell of each table row (rich draws cells between │)."""
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()]
+    return {row[0]: row[1] for row in cells if len(row) >= 2}
+
+
+def test_info_prints_a_table_for_people(capsys, tiny_artifact_dir):
+    assert main(["info", str(tiny_artifact_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ltp info")
+    rows = table_rows(out)
+    assert rows["pruning.normalizer"] == "16" and rows["labels"] == "neg pos"
+    assert rows["max_length"] == "32" and rows["pruning.thresholds"] == "0 0.03 0.06"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+
+
+def test_bench_table_has_the_json_figures(capsys, tiny_artifact_dir, tiny_csv):
+    from ltp.output import format_value
+
+    argv = ["bench", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split", "train",
+            "--batch-size", "16", "--rounds", "1", "--max-examples", "32"]
+    figures = run_json(capsys, *argv)
+    assert main(argv) == 0
+    rows = table_rows(capsys.readouterr().out)
+    for key in ("relative_flops", "kept_fraction_per_layer", "examples", "dtype", "device"):
+        assert rows[key] == format_value(figures[key]), key
+    for key in ("speedup", "dense_seq_per_s", "pruned_latency_ms_b1"):
+        assert float(rows[key]) > 0, key  # timings differ from run to run
+    assert float(rows["timing_spread.dense"]) >= 0, "nested figures get dotted rows"
+
+
+def test_eval_table_has_a_per_class_table_and_json_parses(capsys, tiny_artifact_dir, tiny_csv):
+    argv = ["eval", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split", "train"]
+    figures = run_json(capsys, *argv)
+    assert set(figures["per_class"]) == {"neg", "pos"} and figures["examples"] == 64
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert rows["accuracy"] == f"{figures['accuracy']:.4g}" and rows["examples"] == "64"
+    assert "per_class" in out and {"neg", "pos"} <= set(rows), "one row per class"
+
+
+def test_progress_goes_to_stderr_and_json_stays_clean(capsys, monkeypatch, tiny_artifact_dir, tiny_csv):
+    import ltp.commands
+
+    monkeypatch.setattr(ltp.commands, "show_progress", lambda: True)
+    figures = run_json(capsys, "eval", str(tiny_artifact_dir), "--dataset", str(tiny_csv),
+                       "--split", "train")
+    assert figures["examples"] == 64
+    assert main(["eval", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--json"]) == 0
+    assert "eval compact" in capsys.readouterr().err
+    assert main(["bench", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split", "train",
+                 "--batch-size", "16", "--rounds", "2", "--max-examples", "16", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["rounds"] == 2
+    assert "bench" in out.err and "6/6" in out.err
