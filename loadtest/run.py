@@ -305,6 +305,9 @@ def _served_parser(sub) -> None:
                    "'--max-padding-ratio 0.3;--max-padding-ratio 1.0'")
     s.add_argument("--server-dir", default=None,
                    help="checkout to run the service from (before/after comparisons)")
+    s.add_argument("--repeats", type=_at_least_one, default=1,
+                   help="rounds over all the cells, the spread over them reported; each cell "
+                   "starts its own service, so a round takes cells x (start-up + 3 s + duration)")
     s.add_argument("--out", required=True)
 
 

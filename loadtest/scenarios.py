@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtest.comparison import Spread
 from loadtest.processes import free_port, stop, wait_http
 from loadtest.run import _delta, scrape
 from loadtest.traffic import Run, bodies_for, drive, rss_mib
@@ -268,50 +269,91 @@ def offline_seq_per_s(models_dir: str, model: str, texts: list[str], dtype: str,
 
 def served(args) -> dict:
     """Each model (and precision, and setting) through the service at one concurrency, one
-    text a request, against the same model's offline compact forward at batch 32."""
+    text a request, against the same model's offline compact forward at batch 32. Each of
+    ``args.repeats`` rounds runs every cell, so drift hits them all alike; the offline
+    figure is measured once per model and precision."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     texts = texts_of(args.dataset)
+    offline: dict[tuple[str, str], float] = {}
     rows = []
-    for dtype in args.dtypes.split(","):
-        for model in args.models.split(","):
-            offline = offline_seq_per_s(args.models_dir, model, texts, dtype)
-            for variant in args.grid.split(";"):
-                flags = ["--dtype", dtype, *variant.split()]
-                proc, url = start_service(out, args.models_dir, model, flags, args.server_dir)
-                try:
-                    bodies = bodies_for(texts, 1, count=len(texts))
-                    drive(url, bodies[:64], args.clients, 3)  # warm, untimed
-                    run = drive(url, bodies, args.clients, args.duration)
-                finally:
-                    stop(proc)
-                s = summarize(run, args.duration, 1)
-                rows.append({"model": model, "dtype": dtype, "settings": variant or "(defaults)",
-                             "offline_seq_per_s": offline, "served_req_per_s": s["accepted_per_s"],
-                             "served_over_offline": s["accepted_per_s"] / offline,
-                             "p50_ms": s["accepted_ms"]["p50"], "p99_ms": s["accepted_ms"]["p99"],
-                             "statuses": s["statuses"]})
-                (out / "result.json").write_text(json.dumps(rows, indent=2) + "\n")
+    for repeat in range(1, args.repeats + 1):
+        for dtype in args.dtypes.split(","):
+            for model in args.models.split(","):
+                if (model, dtype) not in offline:
+                    offline[model, dtype] = offline_seq_per_s(args.models_dir, model, texts, dtype)
+                for variant in args.grid.split(";"):
+                    s = _served_cell(args, out, model, ["--dtype", dtype, *variant.split()], texts)
+                    rows.append({"model": model, "dtype": dtype, "settings": variant or "(defaults)",
+                                 "repeat": repeat, "offline_seq_per_s": offline[model, dtype],
+                                 "served_req_per_s": s["accepted_per_s"],
+                                 "served_over_offline": s["accepted_per_s"] / offline[model, dtype],
+                                 "p50_ms": s["accepted_ms"]["p50"], "p99_ms": s["accepted_ms"]["p99"],
+                                 "statuses": s["statuses"]})
+                    (out / "result.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "report.md").write_text(served_report(rows, args) + "\n")
+    return {"rows": rows}
+
+
+def _served_cell(args, out: Path, model: str, flags: list[str], texts: list[str]) -> dict:
+    proc, url = start_service(out, args.models_dir, model, flags, args.server_dir)
+    try:
+        bodies = bodies_for(texts, 1, count=len(texts))
+        drive(url, bodies[:64], args.clients, 3)  # warm, untimed
+        run = drive(url, bodies, args.clients, args.duration)
+    finally:
+        stop(proc)
+    return summarize(run, args.duration, 1)
+
+
+def _spread(values: list[float | None], spec: str, *, within: bool = False) -> str:
+    """Values over the repeats; ``within``: ratios taken within each run, as mean (range)."""
+    known = tuple(v for v in values if v is not None)
+    if not known:
+        return "-"
+    return Spread(known).range_text(spec) if within else Spread(known).text(spec)
+
+
+def served_report(rows: list[dict], args) -> str:
+    """A row per (model, precision, setting) over its runs, then LTP over dense per run."""
+    cells: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r["model"], r["dtype"], r["settings"]), []).append(r)
     lines = [f"# Served against offline: {args.dataset}, {args.clients} clients, one text a "
              f"request, {args.duration} s a cell", "",
              "Offline: the compact forward alone, length-sorted batches of 32, every core, same "
-             "texts, model, max length and precision.", "",
-             "| model | dtype | settings | offline seq/s | served req/s | served / offline | "
-             "p50 ms | p99 ms | statuses |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['dtype']} | {r['settings']} | {r['offline_seq_per_s']:.1f} | "
-              f"{r['served_req_per_s']:.1f} | {r['served_over_offline']:.2f} | {_fmt(r['p50_ms'])} | "
-              f"{_fmt(r['p99_ms'])} | {r['statuses']} |" for r in rows]
+             "texts, model, max length and precision.", ""]
+    if args.repeats > 1:
+        lines += [f"{args.repeats} runs per cell, one round over all the cells after another: "
+                  "served figures are the mean (lowest–highest run) over two runs, the mean ± "
+                  "standard deviation over three or more; ratios are taken within a run.", ""]
+    lines += ["| model | dtype | settings | offline seq/s | served req/s | served / offline | "
+              "p50 ms | p99 ms | statuses |", "|---|---|---|---|---|---|---|---|---|"]
+    for (model, dtype, settings), runs in cells.items():
+        statuses: dict[str, int] = {}
+        for r in runs:
+            for status, n in r["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + n
+        lines.append(f"| {model} | {dtype} | {settings} | {runs[0]['offline_seq_per_s']:.1f} | "
+                     f"{_spread([r['served_req_per_s'] for r in runs], '.1f')} | "
+                     f"{_spread([r['served_over_offline'] for r in runs], '.2f', within=True)} | "
+                     f"{_spread([r['p50_ms'] for r in runs], '.0f')} | "
+                     f"{_spread([r['p99_ms'] for r in runs], '.0f')} | {dict(sorted(statuses.items()))} |")
     models = args.models.split(",")
     if len(models) == 2:
-        lines += ["", "| dtype | settings | served LTP / dense | offline LTP / dense |", "|---|---|---|---|"]
-        for dtype in args.dtypes.split(","):
-            for variant in args.grid.split(";"):
-                pick = {r["model"]: r for r in rows if r["dtype"] == dtype
-                        and r["settings"] == (variant or "(defaults)")}
-                a, b = pick.get(models[0]), pick.get(models[1])
-                if a and b:
-                    lines.append(f"| {dtype} | {variant or '(defaults)'} | "
-                                 f"{a['served_req_per_s'] / b['served_req_per_s']:.2f} | "
-                                 f"{a['offline_seq_per_s'] / b['offline_seq_per_s']:.2f} |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    return {"rows": rows}
+        lines += ["", *_ltp_over_dense(cells, *models)]
+    return "\n".join(lines)
+
+
+def _ltp_over_dense(cells: dict[tuple[str, str, str], list[dict]], ltp: str, dense: str) -> list[str]:
+    lines = ["| dtype | settings | served LTP / dense | offline LTP / dense |", "|---|---|---|---|"]
+    for (model, dtype, settings), runs in cells.items():
+        parent = {r["repeat"]: r for r in cells.get((dense, dtype, settings), [])}
+        pairs = [(r, parent[r["repeat"]]) for r in runs if r["repeat"] in parent]
+        if model != ltp or not pairs:
+            continue
+        served = [a["served_req_per_s"] / b["served_req_per_s"] for a, b in pairs
+                  if b["served_req_per_s"]]
+        offline = pairs[0][0]["offline_seq_per_s"] / pairs[0][1]["offline_seq_per_s"]
+        lines.append(f"| {dtype} | {settings} | {_spread(served, '.2f', within=True)} | {offline:.2f} |")
+    return lines
