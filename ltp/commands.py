@@ -122,7 +122,8 @@ def cmd_bench_runtimes(args: argparse.Namespace) -> dict:
         latency_examples=args.latency_examples, rounds=args.rounds,
         runtimes=[r for r in args.runtimes.split(",") if r],
     )
-    return run_runtimes(args.model, args.dense_model, args.dataset, args.split, cfg, args.out)
+    return run_runtimes(args.model, args.dense_model, args.dataset, args.split, cfg, args.out,
+                        progress=show_progress())
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict:

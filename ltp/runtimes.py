@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ltp.artifact import load_artifact
 from ltp.bench import device_name, load_split
@@ -137,15 +138,18 @@ def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Te
 
 
 def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: int,
-            cfg: RuntimeBenchConfig) -> list[dict]:
-    """Accuracy, seq/s and batch-1 p50 latency of each runtime on the same inputs."""
+            cfg: RuntimeBenchConfig, progress: bool = False) -> list[dict]:
+    """Accuracy, seq/s and batch-1 p50 latency of each runtime on the same inputs;
+    ``progress``: a bar on stderr, one step per timed pass of a runtime."""
     grouped = padded_batches(encoded, pad_id, cfg.batch_size)
     batches = [b for _, b in grouped]
     gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
     singles = [pad_batch([e], pad_id) for e in encoded[: cfg.latency_examples]]
     times: dict[str, list[float]] = {name: [] for name in forwards}
     correct: dict[str, int] = {}
-    with torch.inference_mode():
+    bar = tqdm(total=(cfg.rounds + 1) * len(forwards), desc="runtimes", unit="pass",
+               disable=not progress, dynamic_ncols=True)
+    with torch.inference_mode(), bar:
         for forward in forwards.values():  # warm-up
             forward(batches[-1])
         for _ in range(cfg.rounds):
@@ -153,8 +157,11 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
                 seconds, predicted = _pass(forward, batches)
                 times[name].append(seconds)
                 correct[name] = int((predicted == gold).sum())
-        latency = {name: [_pass(forward, [s])[0] for s in singles]
-                   for name, forward in forwards.items()}
+                bar.update()
+        latency = {}
+        for name, forward in forwards.items():
+            latency[name] = [_pass(forward, [s])[0] for s in singles]
+            bar.update()
     n = len(encoded)
     return [{
         "runtime": name,
@@ -166,7 +173,8 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
 
 
 def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
-                 cfg: RuntimeBenchConfig, out_dir: str | Path | None = "reports") -> dict:
+                 cfg: RuntimeBenchConfig, out_dir: str | Path | None = "reports",
+                 progress: bool = False) -> dict:
     """Measure every runtime; with ``out_dir``, write ``runtimes-<dataset>.md`` and ``.png``."""
     dense_dir = dense_dir or ltp_dir
     names = cfg.runtimes or list(RUNTIMES)
@@ -176,7 +184,7 @@ def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
         encoded, labels = encoded[: cfg.max_examples], labels[: cfg.max_examples]
     with tempfile.TemporaryDirectory() as tmp:
         forwards = build_runtimes(ltp_dir, dense_dir, names, Path(tmp))
-        rows = measure(forwards, encoded, labels, reference.tokenizer.pad_token_id, cfg)
+        rows = measure(forwards, encoded, labels, reference.tokenizer.pad_token_id, cfg, progress)
     base = next((r["seq_per_s"] for r in rows if r["runtime"] == "torch-fp32"), None)
     for row in rows:
         row["x_torch_fp32"] = row["seq_per_s"] / base if base else None

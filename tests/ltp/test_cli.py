@@ -146,3 +146,17 @@ def test_progress_goes_to_stderr_and_json_stays_clean(capsys, monkeypatch, tiny_
     out = capsys.readouterr()
     assert json.loads(out.out)["rounds"] == 2
     assert "bench" in out.err and "6/6" in out.err
+
+
+def test_bench_runtimes_progress_and_table(capsys, monkeypatch, tiny_artifact_dir, tiny_csv, tmp_path):
+    import ltp.commands
+
+    monkeypatch.setattr(ltp.commands, "show_progress", lambda: True)
+    assert main(["bench-runtimes", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split",
+                 "train", "--max-length", "32", "--rounds", "2", "--latency-examples", "2",
+                 "--runtimes", "torch-fp32,ltp-fp32", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "runtimes" in out.err and "6/6" in out.err, "(rounds + latency) x runtimes"
+    rows = table_rows(out.out)
+    assert {"torch-fp32", "ltp-fp32"} <= set(rows), "one row per runtime"
+    assert rows["rounds"] == "2" and "x_torch_fp32" in out.out
