@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ltp.config import PruningConfig
+from ltp.config import FLOAT_PRECISIONS, PRECISIONS, PruningConfig
 from ltp.model import ForwardOutput, LTPModel
 from ltp.quant import INT8_FILE, is_int8, load_int8, quantize_model, save_int8
 from ltp.text import Encoded, PaddedBatch, pad_batch, padded_batches
@@ -25,9 +25,8 @@ log = logging.getLogger(__name__)
 
 LTP_JSON = "ltp.json"
 FORMAT_VERSION = 1
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# the precisions a model can run in: the float dtypes, and int8 encoder linears (CPU, see ltp.quant)
-PRECISIONS = (*DTYPES, "int8")
+# the torch dtype of each float precision (their names: ltp.config.FLOAT_PRECISIONS)
+DTYPES = dict(zip(FLOAT_PRECISIONS, (torch.float32, torch.bfloat16, torch.float16), strict=True))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local folders only
 

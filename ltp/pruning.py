@@ -226,4 +226,4 @@ class PaddedLayout:
         return rows[:, 0]  # (B, d)
 
 
-LAYOUTS = {"packed": PackedLayout, "padded": PaddedLayout}
+LAYOUTS = {layout.name: layout for layout in (PackedLayout, PaddedLayout)}  # names: ltp.config

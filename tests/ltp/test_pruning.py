@@ -90,3 +90,9 @@ def test_packed_attention_input_by_input_matches_the_padded_batch():
             assert received is None and ref_received is None
     ctx.sum().backward()  # the hard stage trains through it
     assert qkv.grad is not None and qkv.grad[~live].abs().sum() == 0
+
+
+def test_layout_names_are_the_configs():
+    from ltp import config, pruning
+
+    assert tuple(pruning.LAYOUTS) == config.LAYOUTS
