@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_bench_runtimes(sub)
     _add_quantize(sub)
+    _add_precisions(sub)
     _add_finetune(sub)
     _add_prune(sub)
     _add_eval(sub)
@@ -158,6 +159,19 @@ def _add_quantize(sub) -> None:
                  "save an artifact's int8 weights (int8.safetensors) so that --dtype int8 loads "
                  "them instead of quantising at every start")
     p.add_argument("model", help="LTP artifact folder (written in place)")
+    _json_flag(p)
+
+
+def _add_precisions(sub) -> None:
+    p = _command(sub, "precisions", commands.cmd_precisions,
+                 "measure the compact forward's accuracy in each precision and record it in "
+                 "ltp.json (eval.precision), where `ltp serve --dtype auto` reads it; `ltp build` "
+                 "does this for LTP recipes")
+    p.add_argument("model", help="LTP artifact folder (ltp.json written in place)")
+    p.add_argument("--dataset", required=True, help="data set name or file")
+    p.add_argument("--split", default="dev", help="split to measure on")
+    p.add_argument("--precisions", default="",
+                   help="comma-separated (default: those this CPU runs natively; fp32 always)")
     _json_flag(p)
 
 

@@ -110,6 +110,17 @@ def cmd_quantize(args: argparse.Namespace) -> dict:
     return {"artifact": args.model, "int8_weights": str(save_int8(artifact.model, args.model))}
 
 
+def cmd_precisions(args: argparse.Namespace) -> dict:
+    from ltp.data import load_dataset
+    from ltp.precision import record_precisions
+
+    examples = load_dataset(args.dataset).split(args.split)
+    chosen = [p for p in args.precisions.split(",") if p] if args.precisions else None
+    table = record_precisions(args.model, examples, chosen)
+    return {"artifact": args.model, "split": args.split, "rows": [
+        {"precision": name, **row} for name, row in table.items()]}
+
+
 def cmd_bench_runtimes(args: argparse.Namespace) -> dict:
     import torch
 

@@ -160,3 +160,18 @@ def test_bench_runtimes_progress_and_table(capsys, monkeypatch, tiny_artifact_di
     rows = table_rows(out.out)
     assert {"torch-fp32", "ltp-fp32"} <= set(rows), "one row per runtime"
     assert rows["rounds"] == "2" and "x_torch_fp32" in out.out
+
+
+def test_precisions_records_what_serve_auto_reads(capsys, tiny_artifact_dir, tiny_csv):
+    from ltp.precision import recorded_accuracy
+
+    argv = ["precisions", str(tiny_artifact_dir), "--dataset", str(tiny_csv),
+            "--precisions", "fp32,int8", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {row["precision"]: row for row in out["rows"]}
+    assert set(rows) == {"fp32", "int8"}
+    assert recorded_accuracy(tiny_artifact_dir) == {p: rows[p]["accuracy"] for p in rows}
+    assert main(["eval", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split", "dev",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == rows["fp32"]["accuracy"]
