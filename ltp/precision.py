@@ -3,7 +3,7 @@
 A precision is a candidate when the CPU computes it natively: bf16 with AVX512-BF16 or
 AMX-BF16 (without them bf16 matrix multiplies are emulated, several times slower than
 fp32), int8 with VNNI or AMX-INT8 (fbgemm's fast int8 paths), or int8 through fbgemm's AVX2
-kernels, which still beat fp32 on the encoder's linears (README, Precision). A candidate
+kernels, which still beat fp32 on the encoder's linears (reports/performance.md, Precision). A candidate
 is accurate enough when its recorded accuracy (``eval.precision`` in ``ltp.json``, written
 by ``record_precisions`` at build time) is within ``max_drop`` of fp32's. Among those, the
 fastest measured wins (``timings``), or, with no timings, the first of int8, bf16, fp32.

@@ -7,11 +7,11 @@ ranges come from a row scaling that the linear map lets through: ``W (x / a) * a
 with ``a`` each row's largest magnitude, so every row of the scaled input lies in [-1, 1]
 and the one range fits each token as well as its own would (far more tokens kept or
 dropped as in fp32 than with one range for the packed batch; the figures are in the
-README's Precision section). The range is pinned to [-1, 1], so an input's result does
+reports/performance.md, Precision). The range is pinned to [-1, 1], so an input's result does
 not depend on the other inputs in its batch.
 
 Kernels were chosen by measurement against ``torch._int_mm`` (no fast CPU path), emulated
-bf16 and one fbgemm call per input; the figures are in the README's Precision section.
+bf16 and one fbgemm call per input; the figures are in reports/performance.md, Precision.
 
 Only the encoder's six matrices per layer (query, key, value, attention output,
 feed-forward in and out) are int8; embeddings, LayerNorm, attention (scores and context) and
