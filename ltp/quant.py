@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -146,12 +147,12 @@ def int8_state(model) -> dict[str, torch.Tensor]:
     return out
 
 
-def quantize_model(model, state: dict[str, torch.Tensor] | None = None,
-                   per_token: bool = True, which: tuple[str, ...] = PARTS) -> None:
+def quantize_model(model, state: dict[str, torch.Tensor] | None = None, per_token: bool = True,
+                   which: tuple[str, ...] | Callable[[int], tuple[str, ...]] = PARTS) -> None:
     """Swap an LTPModel's encoder linears for ``Int8Linear`` in place (CPU only).
 
     ``state`` holds saved int8 weights (``int8_state``); without it the fp32 weights are
-    quantised now.
+    quantised now. ``which``: the ``PARTS`` to quantise, in every layer or per layer index.
     """
     from ltp.arch import encoder_of
 
@@ -160,7 +161,7 @@ def quantize_model(model, state: dict[str, torch.Tensor] | None = None,
     state = state if state is not None else int8_state(model)
     names = {id(m): n for n, m in model.hf.named_modules()}
     for i, parts in enumerate(model.encoder.layers):
-        for part in which:
+        for part in which(i) if callable(which) else which:
             key = f"layers.{i}.{part}"
             lin = Int8Linear(state[f"{key}.weight"], state[f"{key}.scale"], state[f"{key}.bias"],
                              per_token)

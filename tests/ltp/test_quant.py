@@ -147,3 +147,12 @@ def test_saved_int8_weights_are_used_not_requantised(tiny_artifact_dir, caplog):
     lin = quantised.model.encoder.layers[0].ffn_in
     q, scale = quantize_weight(fp32.model.encoder.layers[0].ffn_in.weight)
     assert torch.equal(lin.weight_int8, q) and torch.equal(lin.weight_scale, scale)
+
+
+def test_quantise_chosen_linears_per_layer(hf_model):
+    model = LTPModel(hf_model)
+    quantize_model(model, which=lambda layer: ("ffn_out",) if layer == 0 else ("query", "key"))
+    for i, parts in enumerate(model.encoder.layers):
+        int8 = {name for name in ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
+                if isinstance(getattr(parts, name), Int8Linear)}
+        assert int8 == ({"ffn_out"} if i == 0 else {"query", "key"})
