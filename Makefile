@@ -94,14 +94,19 @@ perf: models bench-model
 		--min-tokens 128 --max-length 128 --max-examples 256 --json > reports/bench-minilm-half.json
 	$(PY) scripts/bench_service.py --model sentiment-minilm-ltp --dataset rt-polarity \
 		> reports/service-bench-rt-polarity.json
-	$(LTP) bench models/reviews-minilm-ltp --dataset amazon-food --batch-size 32 \
-		--max-length 256 --max-examples 256 --json > reports/bench-reviews-minilm-ltp.json
-	for out in load-amazon-food load-amazon-food-run2; do \
-		$(PY) -m loadtest.run compare --dataset amazon-food \
-			--ltp-model reviews-minilm-ltp,reviews-minilm-ltp-fast \
-			--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 \
-			--out reports/$$out || exit 1; \
+	for dtype in fp32 int8; do \
+		$(LTP) bench models/reviews-minilm-ltp --dataset amazon-food --batch-size 32 --max-length 256 \
+			--max-examples 256 --dtype $$dtype --profile --json \
+			> reports/bench-reviews-minilm-ltp-$$dtype.json || exit 1; \
 	done
+	$(LTP) bench-runtimes models/reviews-minilm-ltp --dense-model models/reviews-minilm \
+		--dataset amazon-food --out reports
+	$(PY) -m loadtest.run served --models-dir models --models reviews-minilm-ltp,reviews-minilm \
+		--dtypes fp32,int8 --repeats 2 --out reports/served-reviews-minilm
+	$(PY) -m loadtest.run compare --dataset amazon-food \
+		--ltp-model reviews-minilm-ltp,reviews-minilm-ltp-fast \
+		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --repeats 2 \
+		--out reports/load-amazon-food
 	$(PY) scripts/bench_matrix.py models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/bench-matrix-amazon-food.md
 

@@ -148,7 +148,8 @@ def _add_bench_runtimes(sub) -> None:
     p.add_argument("--max-examples", type=int, default=0, help="inputs to run (0: the whole split)")
     p.add_argument("--latency-examples", type=int, default=64, help="inputs timed one at a time")
     p.add_argument("--rounds", type=int, default=2, help="timed rounds of each runtime")
-    p.add_argument("--runtimes", default="", help="comma-separated subset (default: all)")
+    p.add_argument("--runtimes", default="",
+                   help="comma-separated subset (default: all, bf16 only where this CPU has it natively)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's own)")
     p.add_argument("--out", default="reports", help="folder for runtimes-<dataset>.md and .png")
     _json_flag(p)

@@ -39,6 +39,19 @@ RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "ltp-fp32", "ltp
 Forward = Callable[[PaddedBatch], torch.Tensor]  # one padded batch -> (B, C) logits
 
 
+def native_runtimes(features: set[str] | None = None) -> list[str]:
+    """The runtimes whose precision this CPU computes natively (every one but bf16 without
+    AVX512-BF16 or AMX, where emulated bf16 would take hours on a test split)."""
+    from ltp.precision import native_precisions, read_cpu_features
+
+    native = native_precisions(read_cpu_features() if features is None else features)
+    skipped = [name for name in RUNTIMES if name.endswith("-bf16") and "bf16" not in native]
+    if skipped:
+        log.warning("skipping %s: this CPU has no native bf16 (--runtimes runs them anyway)",
+                    ", ".join(skipped))
+    return [name for name in RUNTIMES if name not in skipped]
+
+
 @dataclass
 class RuntimeBenchConfig:
     batch_size: int = 32
@@ -175,9 +188,10 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
 def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
                  cfg: RuntimeBenchConfig, out_dir: str | Path | None = "reports",
                  progress: bool = False) -> dict:
-    """Measure every runtime; with ``out_dir``, write ``runtimes-<dataset>.md`` and ``.png``."""
+    """Measure each runtime (``cfg.runtimes``, or ``native_runtimes()``); with ``out_dir``,
+    write ``runtimes-<dataset>.md`` and ``.png``."""
     dense_dir = dense_dir or ltp_dir
-    names = cfg.runtimes or list(RUNTIMES)
+    names = cfg.runtimes or native_runtimes()
     reference = load_artifact(ltp_dir)
     encoded, labels = load_split(reference, dataset, split, cfg.max_length)
     if cfg.max_examples:

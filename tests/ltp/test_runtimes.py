@@ -13,7 +13,8 @@ def test_bench_runtimes_writes_a_report(capsys, tiny_artifact_dir, tiny_csv, tmp
     out = tmp_path / "reports"
     assert main(["bench-runtimes", str(tiny_artifact_dir), "--dataset", str(tiny_csv),
                  "--split", "train", "--max-length", "32", "--rounds", "1",
-                 "--latency-examples", "3", "--out", str(out), "--json"]) == 0
+                 "--latency-examples", "3", "--out", str(out), "--runtimes", ",".join(RUNTIMES),
+                 "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     rows = {r["runtime"]: r for r in result["rows"]}
     assert set(rows) == set(RUNTIMES)
@@ -26,6 +27,13 @@ def test_bench_runtimes_writes_a_report(capsys, tiny_artifact_dir, tiny_csv, tmp
     report = (out / f"runtimes-{tiny_csv.stem}.md").read_text()
     assert "| ltp-int8 |" in report and f"runtimes-{tiny_csv.stem}.png" in report
     assert (out / f"runtimes-{tiny_csv.stem}.png").stat().st_size > 1000
+
+
+def test_default_runtimes_skip_emulated_bf16():
+    from ltp.runtimes import native_runtimes
+
+    assert native_runtimes({"avx2", "avx512_bf16"}) == list(RUNTIMES)
+    assert native_runtimes({"avx2"}) == [r for r in RUNTIMES if not r.endswith("-bf16")]
 
 
 def test_bench_int8_reports_agreement_with_fp32(capsys, tiny_artifact_dir, tiny_csv):
