@@ -122,7 +122,8 @@ def compare_report(results: list[LoadResult], args) -> str:
     """The comparison's report.md: the setup, a row per cell, the ratios, the chart."""
     repeats = len({r.repeat for r in results})
     setup = (f"{args.duration} s per run, think time {args.think} s, traffic from the "
-             f"{args.dataset} test split (20% list requests of 4).")
+             f"{args.dataset} test split (20% list requests of 4). req/s counts answered "
+             f"requests; refusals (429, after which a client waits its Retry-After) are failures.")
     if repeats > 1:
         setup += (f" {repeats} runs per cell, interleaved across targets: req/s and p99 are the "
                   "mean (lowest–highest run) over two runs, the mean ± standard deviation over "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 
+import gevent
 from locust import FastHttpUser, constant, task
 
 from ltp.data import load_dataset
@@ -37,9 +38,14 @@ class ClassifyUser(FastHttpUser):
         body = {"inputs": inputs}
         if MODEL:
             body["model"] = MODEL
+        backoff = 0.0
         with self.client.post("/classify", json=body, name=name, catch_response=True) as r:
             if r.status_code != 200:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
+            if r.status_code == 429:  # overloaded: wait as told, as a real client does
+                backoff = float(r.headers.get("Retry-After") or 1) * self.rng.uniform(0.5, 1.5)
+        if backoff:
+            gevent.sleep(backoff)
 
     @task
     def classify(self) -> None:

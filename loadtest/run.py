@@ -117,6 +117,13 @@ def read_stats(prefix: Path) -> dict:
     return next(r for r in rows if r["Name"] == "Aggregated")
 
 
+def answered_per_s(agg: dict) -> float:
+    """Answered (non-failed) requests a second: refusals (429) are fast and would otherwise
+    count as throughput."""
+    count = int(agg["Request Count"])
+    return float(agg["Requests/s"]) * (count - int(agg["Failure Count"])) / count if count else 0.0
+
+
 def single(url: str, users: int, spawn_rate: float, duration_s: int, out: Path, target: str,
            env: dict[str, str], *, repeat: int = 1, plots: bool = True) -> LoadResult:
     """One headless run; CSVs, metrics snapshots, a report and (with ``plots``) PNG plots of
@@ -132,7 +139,7 @@ def single(url: str, users: int, spawn_rate: float, duration_s: int, out: Path, 
     result = LoadResult(
         target=target, users=users, duration_s=duration_s,
         requests=int(agg["Request Count"]), failures=int(agg["Failure Count"]),
-        requests_per_s=float(agg["Requests/s"]), p50_ms=float(agg["50%"]),
+        requests_per_s=answered_per_s(agg), p50_ms=float(agg["50%"]),
         p95_ms=float(agg["95%"]), p99_ms=float(agg["99%"]), repeat=repeat,
         **pruning_figures(before, after))
     if plots:
