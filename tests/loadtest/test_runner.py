@@ -73,3 +73,11 @@ def test_compare_runs_each_repeat_over_all_targets_into_one_chart(tmp_path, monk
     assert [p.name for p in tmp_path.glob("**/*.png")] == ["comparison.png"]
     assert len(json.loads((tmp_path / "results.json").read_text())) == len(results) == 12
     assert "| 8 | ltp-a |" in (tmp_path / "report.md").read_text()
+
+
+def test_throughput_counts_answered_requests_only():
+    from loadtest.run import answered_per_s
+
+    # 1,000 requests in the run, 900 of them fast refusals: 10 answered a second, not 100
+    assert answered_per_s({"Request Count": "1000", "Failure Count": "900", "Requests/s": "100"}) == 10
+    assert answered_per_s({"Request Count": "0", "Failure Count": "0", "Requests/s": "0"}) == 0
