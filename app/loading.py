@@ -27,30 +27,41 @@ def load_models(settings: Settings) -> tuple[dict[str, Artifact], dict[str, tupl
     device = str(resolve_device(settings.device))
     artifacts, precisions = {}, {}
     for name in names:
+        timed: dict[str, Artifact] = {}  # loaded while choosing the precision
         if settings.dtype != "auto":
             dtype, why = settings.dtype, "set by --dtype"
         elif device != "cpu":
             dtype, why = "fp32", f"auto on {device}: fp32"
         else:
-            dtype, why = pick_precision(folder / name)
-        artifacts[name] = load_artifact(folder / name, device=device, dtype=dtype)
+            dtype, why = pick_precision(folder / name, timed)
+        artifacts[name] = timed.get(dtype) or load_artifact(folder / name, device=device, dtype=dtype)
         precisions[name] = (dtype, why)
         log.info("%s runs in %s: %s", name, dtype, why)
     return artifacts, precisions
 
 
-def pick_precision(path: Path) -> tuple[str, str]:
+def pick_precision(path: Path, timed: dict[str, Artifact] | None = None) -> tuple[str, str]:
     """The fastest precision, by a timed warm-up, among those this CPU runs natively whose
-    recorded accuracy is within 0.5 pt of fp32 (``ltp.precision.choose_dtype``)."""
-    from ltp.precision import choose_dtype, native_precisions, read_cpu_features, recorded_accuracy
+    recorded accuracy is within ``MAX_DROP`` of fp32 (``ltp.precision.choose_dtype``).
+    ``timed`` receives the artifacts loaded for the warm-up (CPU), so the chosen one is not
+    loaded twice."""
+    from ltp.precision import (
+        MAX_DROP,
+        choose_dtype,
+        native_precisions,
+        read_cpu_features,
+        recorded_accuracy,
+    )
 
     accuracy = recorded_accuracy(path)
     candidates = [p for p in native_precisions(read_cpu_features())
-                  if p in accuracy and accuracy[p] >= accuracy.get("fp32", 1.0) - 0.005]
+                  if p in accuracy and accuracy[p] >= accuracy.get("fp32", 1.0) - MAX_DROP]
     timings = {}
     if len(candidates) > 1:
         for dtype in candidates:
             artifact = load_artifact(path, dtype=dtype)
+            if timed is not None:
+                timed[dtype] = artifact
             encoded = encode(artifact.tokenizer, ["warm up " * 24] * 8,
                              max_length=artifact.meta.max_length)
             backend = Backend({"m": artifact})

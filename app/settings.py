@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ltp.config import PRECISIONS
+from ltp.precision import MAX_DROP
 
 DTYPES = ("auto", *PRECISIONS)
 
@@ -29,7 +30,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
     dtype: str = Field("auto", description=(
         "precision: " + ", ".join(DTYPES) + "; auto times a warm-up in each precision this CPU "
-        "runs natively and serves the fastest whose recorded accuracy is within 0.5 pt of fp32"))
+        f"runs natively and serves the fastest whose recorded accuracy is within {MAX_DROP * 100:g} pt "
+        "of fp32"))
     # -- workers ------------------------------------------------------------------------
     workers: int = Field(0, description=(
         "inference workers, batches run side by side (0: auto, 2 on a CPU of 2+ cores, 1 on a GPU)"))

@@ -75,6 +75,17 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON (default: tables)")
 
 
+def _add_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The inputs a benchmark runs: a data set's split, in batches."""
+    _add_dataset(p)
+    p.add_argument("--split", default="test", help="data set split")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ltp`` parser with the library's subcommands (the service adds ``serve``)."""
     parser = argparse.ArgumentParser(
@@ -116,9 +127,7 @@ def _add_convert(sub) -> None:
 def _add_bench(sub) -> None:
     p = _command(sub, "bench", commands.cmd_bench, "dense vs compact forward throughput and latency")
     p.add_argument("model", help="LTP artifact folder")
-    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
-    p.add_argument("--split", default="test", help="data set split")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    _add_inputs(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--dtype", default="fp32", choices=list(PRECISIONS),
                    help="precision of both forwards (int8: int8 encoder linears, CPU)")
@@ -141,9 +150,7 @@ def _add_bench_runtimes(sub) -> None:
     p.add_argument("model", help="LTP artifact folder")
     p.add_argument("--dense-model", help="dense parent artifact (default: the LTP artifact's "
                    "own weights, unpruned)")
-    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
-    p.add_argument("--split", default="test", help="data set split")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    _add_inputs(p)
     p.add_argument("--max-length", type=int, default=256, help="tokens per input")
     p.add_argument("--max-examples", type=int, default=0, help="inputs to run (0: the whole split)")
     p.add_argument("--latency-examples", type=int, default=64, help="inputs timed one at a time")
@@ -169,7 +176,7 @@ def _add_precisions(sub) -> None:
                  "ltp.json (eval.precision), where `ltp serve --dtype auto` reads it; `ltp build` "
                  "does this for LTP recipes")
     p.add_argument("model", help="LTP artifact folder (ltp.json written in place)")
-    p.add_argument("--dataset", required=True, help="data set name or file")
+    _add_dataset(p)
     p.add_argument("--split", default="dev", help="split to measure on")
     p.add_argument("--precisions", default="",
                    help="comma-separated (default: those this CPU runs natively; fp32 always)")
@@ -179,7 +186,7 @@ def _add_precisions(sub) -> None:
 def _add_finetune(sub) -> None:
     p = _command(sub, "finetune", commands.cmd_finetune, "fine-tune a base encoder into a dense classifier")
     p.add_argument("--base", required=True, help="model folder, or minilm")
-    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
+    _add_dataset(p)
     p.add_argument("--out", required=True, help="artifact folder to write")
     p.add_argument("--epochs", type=float, default=1.0, help="training epochs")
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate")
@@ -192,7 +199,7 @@ def _add_finetune(sub) -> None:
 def _add_prune(sub) -> None:
     p = _command(sub, "prune", commands.cmd_prune, "LTP: soft stage (learn thresholds), then hard stage")
     p.add_argument("--model", required=True, help="fine-tuned classifier artifact folder")
-    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
+    _add_dataset(p)
     p.add_argument("--out", required=True, help="artifact folder to write")
     p.add_argument("--target-flops", type=float,
                    help="start from thresholds calibrated to this relative FLOPs; the soft "
@@ -204,7 +211,7 @@ def _add_prune(sub) -> None:
 def _add_eval(sub) -> None:
     p = _command(sub, "eval", commands.cmd_eval, "accuracy, relative FLOPs and kept tokens on a split")
     p.add_argument("model", help="LTP artifact folder")
-    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
+    _add_dataset(p)
     p.add_argument("--split", default="test", choices=["train", "dev", "test"], help="data set split")
     p.add_argument("--no-prune", action="store_true", help="dense forward")
     p.add_argument("--truncate", type=int, help="truncation baseline: cut inputs to this length")
@@ -240,7 +247,7 @@ def _add_build(sub) -> None:
 def _add_sweep(sub) -> None:
     p = _command(sub, "sweep", commands.cmd_sweep, "LTP lambdas vs top-k and truncation: CSV and plot")
     p.add_argument("--model", required=True, help="dense parent artifact")
-    p.add_argument("--dataset", required=True, help="built-in data set name or a data file")
+    _add_dataset(p)
     p.add_argument("--out", required=True, help="folder for sweep.csv, sweep.png, sweep.md")
     p.add_argument("--lambdas", default="0.01,0.03,0.06", help="LTP runs to train ('' for none)")
     p.add_argument("--targets", default="", help="LTP runs with these relative-FLOPs targets, "

@@ -17,6 +17,7 @@ from pathlib import Path
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 PREFERENCE = ("int8", "bf16", "fp32")  # fastest first, where natively supported
+MAX_DROP = 0.005  # the accuracy a precision may lose against fp32 and still be served (0.5 pt)
 
 
 def read_cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
@@ -54,7 +55,7 @@ def recorded_accuracy(artifact_dir: str | Path) -> dict[str, float]:
 
 
 def choose_dtype(artifact_dir: str | Path, cpu_features: set[str] | None = None,
-                 timings: dict[str, float] | None = None, max_drop: float = 0.005
+                 timings: dict[str, float] | None = None, max_drop: float = MAX_DROP
                  ) -> tuple[str, str]:
     """The precision to serve ``artifact_dir`` in, and why (one line).
 
@@ -102,19 +103,24 @@ def measure_precisions(artifact_dir: str | Path, examples: list, precisions=("fp
 
 
 def record_precisions(artifact_dir: str | Path, examples: list, precisions=None,
-                      features: set[str] | None = None, batch_size: int = 64) -> dict[str, dict]:
+                      features: set[str] | None = None, batch_size: int = 64,
+                      known: dict[str, dict] | None = None) -> dict[str, dict]:
     """Measure the accuracy of each precision on ``examples`` (a dev split) and write it into
     ``ltp.json``'s ``eval.precision``, where ``choose_dtype`` reads it.
 
     ``precisions``: which to measure (default: those this CPU runs natively, see
     ``native_precisions``: an emulated precision would take hours on a whole split and is
-    never served here anyway). Returns the table written.
+    never served here anyway). ``known``: rows already measured on the same examples (the
+    build's fp32 dev evaluation), taken as they are. Returns the table written.
     """
     native = native_precisions(read_cpu_features() if features is None else features)
     chosen = list(precisions) if precisions else [p for p in ("fp32", "bf16", "int8") if p in native]
     if "fp32" not in chosen:
         chosen.insert(0, "fp32")  # the reference every other precision is compared with
-    table = measure_precisions(artifact_dir, examples, chosen, batch_size)
+    known = {name: row for name, row in (known or {}).items() if name in chosen}
+    table = known | measure_precisions(artifact_dir, examples,
+                                       [p for p in chosen if p not in known], batch_size)
+    table = {name: table[name] for name in chosen}
     for name, row in table.items():
         row["native"] = native.get(name, "emulated on the measuring CPU")
     path = Path(artifact_dir) / "ltp.json"

@@ -87,6 +87,15 @@ def tiny_artifact_dir(tmp_path):
 
 
 @pytest.fixture
+def tiny_base(tmp_path):
+    """A tiny bert classifier folder with a tokenizer: a base encoder to fine-tune."""
+    source = tmp_path / "tiny-base"
+    tiny_classifier("bert", num_labels=2).save_pretrained(source)
+    tiny_tokenizer().save_pretrained(source)
+    return source
+
+
+@pytest.fixture
 def tiny_csv(tmp_path):
     """A small learnable labelled CSV in the user-data format: the label follows the
     sentiment words, the rest is filler."""

@@ -50,3 +50,19 @@ def test_models_and_info_show_the_precision_and_why(recorded, monkeypatch):
         (model,) = c.get("/models").json()["models"]
         assert (model["dtype"], model["dtype_reason"]) == ("int8", "set by --dtype")
         assert c.post("/classify", json={"inputs": "a good film"}).status_code == 200
+
+
+def test_the_chosen_precision_is_loaded_once(recorded, monkeypatch):
+    import app.loading
+    from app.settings import Settings
+    from ltp.artifact import load_artifact
+
+    fake_cpu(monkeypatch, {"avx2"})  # fp32 and int8 qualify: both are timed
+    loads = []
+    monkeypatch.setattr(app.loading, "load_artifact",
+                        lambda *a, **kw: loads.append(kw.get("dtype")) or load_artifact(*a, **kw))
+    settings = Settings(models_dir=recorded.parent, default_model=recorded.name, dtype="auto",
+                        device="cpu")
+    artifacts, precisions = app.loading.load_models(settings)
+    assert sorted(loads) == ["fp32", "int8"], "each candidate loaded once, the chosen one reused"
+    assert precisions[recorded.name][0] in ("fp32", "int8")

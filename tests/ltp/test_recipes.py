@@ -7,15 +7,6 @@ import pytest
 
 from ltp.cli import main
 from ltp.recipes import RecipeError, load_recipe
-from tests.conftest import tiny_classifier, tiny_tokenizer
-
-
-@pytest.fixture
-def tiny_base(tmp_path):
-    source = tmp_path / "tiny-base"
-    tiny_classifier("bert", num_labels=2).save_pretrained(source)
-    tiny_tokenizer().save_pretrained(source)
-    return source
 
 
 def write_recipes(folder, base, data):

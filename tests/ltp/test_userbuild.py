@@ -9,15 +9,6 @@ import yaml
 
 from ltp.cli import main
 from ltp.userbuild import auto_max_length
-from tests.conftest import tiny_classifier, tiny_tokenizer
-
-
-@pytest.fixture
-def tiny_base(tmp_path):
-    source = tmp_path / "tiny-base"
-    tiny_classifier("bert", num_labels=2).save_pretrained(source)
-    tiny_tokenizer().save_pretrained(source)
-    return source
 
 
 def build_json(capsys, *argv) -> tuple[int, dict, str]:
