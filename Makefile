@@ -103,6 +103,10 @@ perf: models bench-model
 		--dataset amazon-food --out reports
 	$(PY) -m loadtest.run served --models-dir models --models reviews-minilm-ltp,reviews-minilm \
 		--dtypes fp32,int8 --repeats 2 --out reports/served-reviews-minilm
+	$(PY) scripts/worker_scaling.py models/reviews-minilm-ltp models/reviews-minilm \
+		--dataset amazon-food --batch-sizes 8,32 --examples 192 > reports/worker-scaling-amazon-food.jsonl
+	$(PY) scripts/int8_error_sources.py models/reviews-minilm-ltp --dataset amazon-food \
+		> reports/int8-error-sources-amazon-food.jsonl
 	$(PY) -m loadtest.run compare --dataset amazon-food \
 		--ltp-model reviews-minilm-ltp,reviews-minilm-ltp-fast \
 		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --repeats 2 \

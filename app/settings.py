@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(0.0, description=(
         "how long an idle worker waits for a batch to fill (a busy one lets it grow anyway)"))
     max_padding_ratio: float = Field(0.3, description=(
-        "most of a batch's padded tokens that may be padding; only attention in layers that "
-        "do not prune sees padding in the packed forward"))
+        "most of a batch's padded tokens that may be padding; on a CPU the packed forward "
+        "computes only live tokens past the embeddings, so padding costs little there; on a "
+        "GPU attention runs padded"))
     bucket_width: int = Field(16, description="tokens per length bucket of the queue")
     # -- admission ----------------------------------------------------------------------
     max_queue_wait_ms: float = Field(400.0, description=(

@@ -20,7 +20,7 @@ import numpy as np
 from loadtest.comparison import Spread
 from loadtest.processes import free_port, stop, wait_http
 from loadtest.run import _delta, scrape
-from loadtest.traffic import Run, bodies_for, drive, rss_mib
+from loadtest.traffic import Run, bodies_for, drive, rss_mib, thread_cpu_seconds
 from ltp.data import load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -267,6 +267,11 @@ def offline_seq_per_s(models_dir: str, model: str, texts: list[str], dtype: str,
     return len(texts) / best
 
 
+def offline_cpu_ms(seq_per_s: float) -> float:
+    """CPU milliseconds per sequence of the offline forward, which keeps every core busy."""
+    return len(os.sched_getaffinity(0)) / seq_per_s * 1e3
+
+
 def served(args) -> dict:
     """Each model (and precision, and setting) through the service at one concurrency, one
     text a request, against the same model's offline compact forward at batch 32. Each of
@@ -289,7 +294,10 @@ def served(args) -> dict:
                                  "served_req_per_s": s["accepted_per_s"],
                                  "served_over_offline": s["accepted_per_s"] / offline[model, dtype],
                                  "p50_ms": s["accepted_ms"]["p50"], "p99_ms": s["accepted_ms"]["p99"],
-                                 "statuses": s["statuses"]})
+                                 "statuses": s["statuses"], "loop_cores": s["loop_cores"],
+                                 "worker_cores": s["worker_cores"],
+                                 "worker_cpu_ms_per_request": s["worker_cpu_ms_per_request"],
+                                 "offline_cpu_ms_per_seq": offline_cpu_ms(offline[model, dtype])})
                     (out / "result.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "report.md").write_text(served_report(rows, args) + "\n")
     return {"rows": rows}
@@ -300,10 +308,25 @@ def _served_cell(args, out: Path, model: str, flags: list[str], texts: list[str]
     try:
         bodies = bodies_for(texts, 1, count=len(texts))
         drive(url, bodies[:64], args.clients, 3)  # warm, untimed
+        before, start = thread_cpu_seconds(proc.pid), time.monotonic()
         run = drive(url, bodies, args.clients, args.duration)
+        after, elapsed = thread_cpu_seconds(proc.pid), time.monotonic() - start
     finally:
         stop(proc)
-    return summarize(run, args.duration, 1)
+    summary = summarize(run, args.duration, 1)
+    return summary | cpu_split(proc.pid, before, after, elapsed, summary["statuses"].get("200", 0))
+
+
+def cpu_split(pid: int, before: dict[int, float], after: dict[int, float], elapsed: float,
+              answered: int) -> dict:
+    """Where the service's CPU went during a run: the main thread (the event loop, with
+    tokenising and the HTTP work) against the other threads (the inference workers), in
+    cores, and the workers' CPU per answered request."""
+    used = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
+    loop = used.pop(pid, 0.0)
+    workers = sum(used.values())
+    return {"loop_cores": loop / elapsed, "worker_cores": workers / elapsed,
+            "worker_cpu_ms_per_request": workers / answered * 1e3 if answered else None}
 
 
 def _spread(values: list[float | None], spec: str, *, within: bool = False) -> str:
@@ -328,7 +351,8 @@ def served_report(rows: list[dict], args) -> str:
                   "served figures are the mean (lowest–highest run) over two runs, the mean ± "
                   "standard deviation over three or more; ratios are taken within a run.", ""]
     lines += ["| model | dtype | settings | offline seq/s | served req/s | served / offline | "
-              "p50 ms | p99 ms | statuses |", "|---|---|---|---|---|---|---|---|---|"]
+              "p50 ms | p99 ms | statuses | event loop / workers, cores | worker CPU ms a request "
+              "(offline ms a sequence) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dtype, settings), runs in cells.items():
         statuses: dict[str, int] = {}
         for r in runs:
@@ -338,11 +362,24 @@ def served_report(rows: list[dict], args) -> str:
                      f"{_spread([r['served_req_per_s'] for r in runs], '.1f')} | "
                      f"{_spread([r['served_over_offline'] for r in runs], '.2f', within=True)} | "
                      f"{_spread([r['p50_ms'] for r in runs], '.0f')} | "
-                     f"{_spread([r['p99_ms'] for r in runs], '.0f')} | {dict(sorted(statuses.items()))} |")
+                     f"{_spread([r['p99_ms'] for r in runs], '.0f')} | {dict(sorted(statuses.items()))} | "
+                     f"{' | '.join(_cpu_cells(runs))} |")
     models = args.models.split(",")
     if len(models) == 2:
         lines += ["", *_ltp_over_dense(cells, *models)]
     return "\n".join(lines)
+
+
+def _cpu_cells(runs: list[dict]) -> tuple[str, str]:
+    """The event loop's and the workers' cores, and the workers' CPU per request against the
+    offline forward's per sequence ("-" for runs recorded without them)."""
+    if any(r.get("worker_cores") is None for r in runs):
+        return "-", "-"
+    cores = (f"{_spread([r['loop_cores'] for r in runs], '.2f')} / "
+             f"{_spread([r['worker_cores'] for r in runs], '.2f')}")
+    per_request = (f"{_spread([r['worker_cpu_ms_per_request'] for r in runs], '.1f')} "
+                   f"({runs[0]['offline_cpu_ms_per_seq']:.1f})")
+    return cores, per_request
 
 
 def _ltp_over_dense(cells: dict[tuple[str, str, str], list[dict]], ltp: str, dense: str) -> list[str]:

@@ -24,6 +24,17 @@ class BenchConfig:
     rounds: int = 5  # timed rounds per mode, alternating
     latency_examples: int = 32  # inputs timed one at a time for batch-1 latency
     layout: str = "packed"
+    order: str = "length"  # one of ltp.config.BATCH_ORDERS
+
+
+
+def bench_batches(artifact: Artifact, inputs: list[Encoded], cfg: BenchConfig) -> list:
+    """The timed batches: length-sorted, or in arrival order (the mixed lengths a service's
+    queue sees)."""
+    if cfg.order == "arrival":
+        return [artifact.pad(inputs[i:i + cfg.batch_size])
+                for i in range(0, len(inputs), cfg.batch_size)]
+    return [b for _, b in artifact.batches(inputs, cfg.batch_size)]
 
 
 def _sync(device: torch.device) -> None:
@@ -127,7 +138,8 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig,
     ``progress``: a bar of the timed rounds on stderr."""
     device = artifact.device
     inputs = select_inputs(encoded, cfg)
-    batches = [b for _, b in artifact.batches(inputs, cfg.batch_size)]
+    batches = bench_batches(artifact, inputs, cfg)
+    padding = 1 - sum(int(b.live.sum()) for b in batches) / sum(b.live.numel() for b in batches)
     singles = [artifact.pad([e]) for e in inputs[: cfg.latency_examples]]
     layout = cfg.layout
 
@@ -169,6 +181,8 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig,
         "batches": len(batches),
         "rounds": cfg.rounds,
         "layout": layout,
+        "order": cfg.order,
+        "padding_ratio": padding,
     }
 
 

@@ -14,7 +14,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from ltp import commands
-from ltp.config import LAYOUTS, PRECISIONS
+from ltp.config import BATCH_ORDERS, LAYOUTS, PRECISIONS
 from ltp.output import emit
 
 log = logging.getLogger("ltp")
@@ -133,6 +133,9 @@ def _add_bench(sub) -> None:
                    help="precision of both forwards (int8: int8 encoder linears, CPU)")
     p.add_argument("--layout", default="packed", choices=list(LAYOUTS),
                    help="compact forward's layout: packed (no padding) or padded")
+    p.add_argument("--order", default="length", choices=BATCH_ORDERS,
+                   help="batches of similar lengths, or in arrival order (mixed lengths, as a "
+                        "service's queue sees them)")
     p.add_argument("--max-length", type=int, default=128, help="tokens per input")
     p.add_argument("--min-tokens", type=int, default=0, help="only inputs at least this long")
     p.add_argument("--max-examples", type=int, default=512, help="inputs to time")

@@ -82,6 +82,7 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     cfg = BenchConfig(
         batch_size=args.batch_size, max_length=args.max_length, min_tokens=args.min_tokens,
         max_examples=args.max_examples, rounds=args.rounds, layout=args.layout,
+        order=args.order,
     )
     encoded, labels = load_split(artifact, args.dataset, args.split, args.max_length)
     result = run_bench(artifact, encoded, cfg, progress=show_progress())

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact")
 LAYOUTS: tuple[str, ...] = ("packed", "padded")
+# timed batches of ltp bench: similar lengths, or in data order (the mixed lengths a queue sees)
+BATCH_ORDERS: tuple[str, ...] = ("length", "arrival")
 STRATEGIES: tuple[str, ...] = ("threshold", "topk")
 SOFT_STYLES: tuple[str, ...] = ("cumulative", "paper")
 SCORE_NORMS: tuple[str, ...] = ("fixed", "median")

@@ -59,6 +59,28 @@ def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return torch.matmul(weights.to(v.dtype), v), probs
 
 
+def attend_inputs(qkv: torch.Tensor, counts: list[int], num_heads: int, need_scores: bool,
+                  dropout_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Self-attention input by input on packed rows: (N, 3d) fused projections of inputs of
+    ``counts`` tokens each -> context (N, d) and the attention each token receives (N,) fp32
+    (empty when ``need_scores`` is false: the fused kernel runs instead)."""
+    width = qkv.shape[1] // 3
+    ctxs: list[torch.Tensor] = []
+    received: list[torch.Tensor] = []
+    start = 0
+    for n in counts:
+        heads = qkv.narrow(0, start, n).view(n, 3, num_heads, width // num_heads).permute(1, 2, 0, 3)
+        if need_scores:
+            ctx, probs = attend_one(heads[0], heads[1], heads[2], dropout_p)  # (H, n, dh), (H, n, n)
+            received.append(probs.sum(dim=(0, 1)))  # (n,)
+        else:  # the fused kernel on this input alone: no padding, no mask
+            ctx = F.scaled_dot_product_attention(heads[0], heads[1], heads[2], dropout_p=dropout_p)
+        ctxs.append(ctx.transpose(0, 1).reshape(n, width))
+        start += n
+    scores = torch.cat(received) if need_scores else qkv.new_empty(0, dtype=torch.float32)
+    return torch.cat(ctxs), scores
+
+
 def received_attention(probs: torch.Tensor, query_live: torch.Tensor) -> torch.Tensor:
     """Attention each token receives, summed over heads and live query rows.
 
@@ -140,12 +162,13 @@ def _attend_padded(qkv: torch.Tensor, live: torch.Tensor, num_heads: int, need_s
 class PackedLayout:
     """Live tokens of the whole batch packed into one (N, d) matrix, row-major over (B, T).
 
-    Projections and the feed-forward run on exactly the live tokens. Attention that must
-    return scores runs, on the CPU, input by input on each one's own rows: no padding, no
-    masks, and each input's (H, n, n) probabilities stay in cache, where those of a padded
-    (B, H, T, T) batch do not (see the README's How it works). Otherwise the rows are
-    scattered into a padded (B, T, d) batch: the fused attention kernel without scores, and
-    one kernel launch per operator instead of one per input on a GPU.
+    Projections and the feed-forward run on exactly the live tokens. On the CPU attention
+    runs input by input on each one's own rows: no padding, no masks, and each input's
+    (H, n, n) probabilities stay in cache, where those of a padded (B, H, T, T) batch do not
+    (see the README's How it works); a layer that needs no scores runs the fused kernel per
+    input, so a batch of mixed lengths costs what its live tokens cost in every layer. On a
+    GPU the rows are scattered into a padded (B, T, d) batch: one kernel launch per operator
+    instead of one per input.
     """
 
     name = "packed"
@@ -169,21 +192,17 @@ class PackedLayout:
                dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Self-attention of the live tokens: (N, 3d) fused projections -> context (N, d)
         and, when asked, the attention each token receives (B, T) fp32."""
-        if qkv.device.type != "cpu" or not need_scores:
+        if qkv.device.type != "cpu":
             ctx, received = _attend_padded(PackedLayout.to_padded(qkv, live), live, num_heads,
                                            need_scores, dropout_p)
             return PackedLayout.rows(ctx, live).flatten(-2), received
-        counts = live.sum(dim=1).tolist()
-        width = qkv.shape[1] // 3
-        ctxs, received = [], []
-        for segment, n in zip(qkv.split(counts), counts, strict=True):
-            heads = segment.view(n, 3, num_heads, width // num_heads).permute(1, 2, 0, 3)
-            ctx, probs = attend_one(*heads.unbind(0), dropout_p)  # (H, n, dh), (H, n, n)
-            ctxs.append(ctx.transpose(0, 1).reshape(n, width))
-            received.append(probs.sum(dim=(0, 1)))  # (n,)
+        ctx, received = attend_inputs(qkv, live.sum(dim=1).tolist(), num_heads, need_scores,
+                                     dropout_p)
+        if not need_scores:
+            return ctx, None
         out = torch.zeros(live.shape, dtype=torch.float32, device=qkv.device)
-        out[live] = torch.cat(received)
-        return torch.cat(ctxs), out
+        out[live] = received
+        return ctx, out
 
     @staticmethod
     def keep_rows(rows: torch.Tensor, live: torch.Tensor, keep: torch.Tensor, new_live) -> torch.Tensor:

@@ -1,8 +1,13 @@
-"""The served-against-offline report over repeated runs, from made-up rows: no server."""
+"""The served-against-offline report over repeated runs, from made-up rows (no server), and
+the per-thread CPU figures it reads from /proc."""
 
+import os
+import threading
+import time
 from argparse import Namespace
 
-from loadtest.scenarios import served_report
+from loadtest.scenarios import cpu_split, offline_cpu_ms, served_report
+from loadtest.traffic import thread_cpu_seconds
 
 
 def row(model: str, repeat: int, served: float, offline: float, p99: float | None) -> dict:
@@ -22,9 +27,47 @@ def test_served_report_gives_spread_over_repeats_and_ratios_within_each():
             row("ltp", 2, 66.0, 80.0, 800), row("dense", 2, 30.0, 50.0, None)]
     args = Namespace(dataset="amazon-food", clients=32, duration=20, repeats=2, models="ltp,dense")
     report = served_report(rows, args)
-    assert cells(report, "| ltp |") == ["ltp", "fp32", "(defaults)", "80.0", "63.0 (60.0–66.0)",
-                                        "0.79 (0.75–0.82)", "425 (400–450)", "850 (800–900)",
-                                        "{'200': 2520, '429': 3}"]
+    assert cells(report, "| ltp |")[:9] == ["ltp", "fp32", "(defaults)", "80.0", "63.0 (60.0–66.0)",
+                                            "0.79 (0.75–0.82)", "425 (400–450)", "850 (800–900)",
+                                            "{'200': 2520, '429': 3}"]
+    assert cells(report, "| ltp |")[9:] == ["-", "-"]  # rows recorded without CPU figures
     assert cells(report, "| dense |")[6:8] == ["750", "1500"]  # one run without accepted requests
     # served LTP / dense: 1.50 in run 1, 2.20 in run 2
     assert cells(report, "| fp32 |") == ["fp32", "(defaults)", "1.85 (1.50–2.20)", "1.60"]
+
+
+def test_served_report_splits_the_service_cpu_between_event_loop_and_workers():
+    rows = [row("ltp", 1, 60.0, 80.0, 900) | {"loop_cores": 0.16, "worker_cores": 1.72,
+                                             "worker_cpu_ms_per_request": 28.7,
+                                             "offline_cpu_ms_per_seq": 25.0}]
+    args = Namespace(dataset="amazon-food", clients=32, duration=20, repeats=1, models="ltp")
+    assert cells(served_report(rows, args), "| ltp |")[9:] == ["0.16 / 1.72", "28.7 (25.0)"]
+
+
+def test_cpu_split_counts_the_main_thread_apart_from_the_others():
+    split = cpu_split(10, before={10: 1.0, 11: 5.0}, after={10: 3.0, 11: 15.0, 12: 4.0},
+                      elapsed=10.0, answered=700)
+    assert split == {"loop_cores": 0.2, "worker_cores": 1.4, "worker_cpu_ms_per_request": 20.0}
+    assert cpu_split(10, {}, {10: 1.0}, 1.0, answered=0)["worker_cpu_ms_per_request"] is None
+    assert offline_cpu_ms(len(os.sched_getaffinity(0)) * 10.0) == 100.0
+
+
+def test_thread_cpu_seconds_sees_a_busy_thread():
+    spun, release = threading.Event(), threading.Event()
+
+    def spin():
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            pass
+        spun.set()
+        release.wait(10)  # alive while measured: an ended thread leaves /proc/PID/task
+
+    worker = threading.Thread(target=spin)
+    before = thread_cpu_seconds(os.getpid())
+    worker.start()
+    spun.wait(10)
+    after = thread_cpu_seconds(os.getpid())
+    release.set()
+    worker.join()
+    assert os.getpid() in after and worker.native_id in after
+    assert after[worker.native_id] - before.get(worker.native_id, 0.0) >= 0.1

@@ -28,6 +28,18 @@ def test_bench_reports_dense_and_pruned(capsys, tiny_artifact_dir, tiny_csv):
     assert result["matmul_peak_gflops_per_s"] > 0 and result["pruned_gflops_per_s"] > 0
 
 
+def test_bench_in_arrival_order_pads_more_and_prunes_the_same(capsys, tiny_artifact_dir, tiny_csv):
+    args = ("bench", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split", "train",
+            "--batch-size", "8", "--rounds", "1", "--max-length", "32")
+    by_length = run_json(capsys, *args)
+    arrival = run_json(capsys, *args, "--order", "arrival")
+    assert (by_length["order"], arrival["order"]) == ("length", "arrival")
+    assert 0 <= by_length["padding_ratio"] < arrival["padding_ratio"] < 1
+    # the same inputs, grouped differently: the kept tokens do not depend on the batch
+    assert arrival["relative_flops"] == pytest.approx(by_length["relative_flops"])
+    assert arrival["kept_fraction_per_layer"] == pytest.approx(by_length["kept_fraction_per_layer"])
+
+
 def test_bench_bf16_reports_difference_from_fp32(capsys, tiny_artifact_dir, tiny_csv):
     result = run_json(capsys, "bench", str(tiny_artifact_dir), "--dataset", str(tiny_csv),
                       "--dtype", "bf16", "--batch-size", "16", "--rounds", "1",

@@ -1,0 +1,149 @@
+"""Where the int8 forward's disagreement with fp32 comes from: the int8 kernel against
+simulated quantisation of the weights alone, of the activations alone, and with SmoothQuant's
+per-channel scaling, each compared with the fp32 compact forward on the same inputs.
+
+    python scripts/int8_error_sources.py models/reviews-minilm-ltp --dataset amazon-food
+
+Simulated quantisation rounds in fp32 (quantise, then dequantise) and runs the fp32 kernels,
+so it isolates one error source at a time: weights per output channel, symmetric, at 7 bits
+(+-63, what the int8 kernel stores, ``ltp.quant.WEIGHT_LEVELS``) or 8 bits (+-127);
+activations per token over [-amax, amax] in 256 steps, as the int8 kernel quantises them.
+SmoothQuant (Xiao et al., 2023) divides each input channel of a linear by
+``s = max|x|^alpha / max|w|^(1 - alpha)`` and multiplies the weight's column by it, moving
+activation outliers into the weights; the channel maxima come from training texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from ltp.artifact import load_artifact
+from ltp.bench import BenchConfig, agreement, load_split
+from ltp.quant import PARTS, WEIGHT_LEVELS, quantize_model
+from ltp.runtime import tune_allocator
+
+QKV = ("query", "key", "value")
+
+
+def fake_weight(w: torch.Tensor, levels: int) -> torch.Tensor:
+    scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
+    return torch.round(w / scale).clamp(-levels, levels) * scale
+
+
+def fake_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Per-token 8-bit: every row over its own [-amax, amax] in 255 steps."""
+    amax = x.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6)
+    step = 2 / 255
+    return (torch.round((x / amax + 1) / step) * step - 1) * amax
+
+
+def channel_maxima(artifact, encoded) -> dict[tuple[int, str], torch.Tensor]:
+    """Largest |x| per input channel of every linear (Q/K/V share theirs), compact forward."""
+    stats: dict[tuple[int, str], torch.Tensor] = {}
+
+    def record(key, x):
+        m = x.reshape(-1, x.shape[-1]).abs().amax(dim=0)
+        stats[key] = torch.maximum(stats[key], m) if key in stats else m
+
+    model = artifact.model
+    hooks = [getattr(parts, p).register_forward_hook(
+                 lambda mod, inp, out, key=(i, p): record(key, inp[0]))
+             for i, parts in enumerate(model.encoder.layers) for p in PARTS if p not in QKV]
+    project = model._project
+    model._project = lambda i, x, which: (record((i, "qkv"), x), project(i, x, which))[1]
+    with torch.inference_mode():
+        for _, b in artifact.batches(encoded, 32):
+            model.run(b, mode="compact")
+    for h in hooks:
+        h.remove()
+    del model._project
+    return stats
+
+
+def simulate(artifact, weight_levels: int | None, tokens: bool,
+             smooth: dict[tuple[int, str], torch.Tensor] | None = None) -> None:
+    """Quantise and dequantise the encoder linears' weights and/or inputs in place."""
+    model = artifact.model
+    scales: dict[tuple[int, str], torch.Tensor] = {}
+    with torch.no_grad():
+        for i, parts in enumerate(model.encoder.layers):
+            for p in PARTS:
+                lin = getattr(parts, p)
+                key = (i, "qkv" if p in QKV else p)
+                s = smooth.get(key) if smooth else None
+                w = lin.weight * s if s is not None else lin.weight
+                if weight_levels:
+                    w = fake_weight(w, weight_levels)
+                lin.weight.copy_(w / s if s is not None else w)
+                if s is not None:
+                    scales[key] = s
+    if not tokens:
+        return
+
+    def quantised(key, x):
+        s = scales.get(key)
+        return fake_tokens(x / s) * s if s is not None else fake_tokens(x)
+
+    for i, parts in enumerate(model.encoder.layers):
+        for p in PARTS:
+            if p not in QKV:
+                getattr(parts, p).register_forward_pre_hook(
+                    lambda mod, inp, key=(i, p): (quantised(key, inp[0]),))
+    project = model._project
+    model._project = lambda i, x, which: project(i, quantised((i, "qkv"), x), which)
+
+
+def smoothing(artifact, maxima, alpha: float) -> dict[tuple[int, str], torch.Tensor]:
+    out = {}
+    for i, parts in enumerate(artifact.model.encoder.layers):
+        for key, weights in (((i, "qkv"), [getattr(parts, p).weight for p in QKV]),
+                             *(((i, p), [getattr(parts, p).weight]) for p in PARTS if p not in QKV)):
+            wmax = torch.cat(weights).abs().amax(dim=0).clamp_min(1e-5)
+            out[key] = (maxima[key].clamp_min(1e-5) ** alpha / wmax ** (1 - alpha)).clamp_min(1e-5)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--examples", type=int, default=512, help="test inputs compared")
+    parser.add_argument("--calibration", type=int, default=256,
+                        help="training texts for SmoothQuant's channel maxima")
+    args = parser.parse_args()
+    tune_allocator()
+    reference = load_artifact(args.model)
+    max_length = reference.meta.max_length
+    encoded, labels = load_split(reference, args.dataset, "test", max_length)
+    train, _ = load_split(reference, args.dataset, "train", max_length)
+    maxima = channel_maxima(reference, train[: args.calibration])
+    cfg = BenchConfig(batch_size=32, max_examples=args.examples, min_tokens=0)
+
+    variants = {
+        "int8 kernel (every linear)": lambda a: quantize_model(a.model),
+        f"simulated: weights {WEIGHT_LEVELS * 2 + 1} levels + activations (the kernel's rounding)":
+            lambda a: simulate(a, WEIGHT_LEVELS, True),
+        f"simulated: weights only, {WEIGHT_LEVELS * 2 + 1} levels":
+            lambda a: simulate(a, WEIGHT_LEVELS, False),
+        "simulated: weights only, 255 levels": lambda a: simulate(a, 127, False),
+        "simulated: activations only (per token, 256 levels)": lambda a: simulate(a, None, True),
+        **{f"simulated: weights + activations, SmoothQuant alpha {alpha}":
+           (lambda a, alpha=alpha: simulate(a, WEIGHT_LEVELS, True, smoothing(a, maxima, alpha)))
+           for alpha in (0.5, 0.8)},
+    }
+    for name, apply in variants.items():
+        artifact = load_artifact(args.model)
+        apply(artifact)
+        result = agreement(artifact, reference, encoded, labels, cfg)
+        print(json.dumps({"variant": name, "accuracy": result["accuracy"],
+                          "keep_agreement": result["keep_agreement_vs_fp32"],
+                          "label_agreement": result["label_agreement_vs_fp32"],
+                          "max_logit_diff": result["max_logit_diff_vs_fp32"],
+                          "examples": result["accuracy_examples"]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
