@@ -27,8 +27,8 @@ class BenchConfig:
     order: str = "length"  # one of ltp.config.BATCH_ORDERS
 
 
-
-def bench_batches(artifact: Artifact, inputs: list[Encoded], cfg: BenchConfig) -> list:
+def bench_batches(artifact: Artifact, inputs: list[Encoded], cfg: BenchConfig
+                  ) -> list[PaddedBatch]:
     """The timed batches: length-sorted, or in arrival order (the mixed lengths a service's
     queue sees)."""
     if cfg.order == "arrival":

@@ -43,12 +43,13 @@ WEIGHT_LEVELS = 63
 PARTS = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")  # LayerParts fields
 
 
-def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-output-channel int8 (+-``WEIGHT_LEVELS``): (N, K) fp32 -> (N, K) int8 and
-    (N,) fp32 scales."""
+def quantize_weight(weight: torch.Tensor, levels: int = WEIGHT_LEVELS
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8 (+-``levels``, at most 127): (N, K) fp32 -> (N, K)
+    int8 and (N,) fp32 scales."""
     weight = weight.detach().float()
-    scale = weight.abs().amax(dim=1).clamp_min(1e-12) / WEIGHT_LEVELS
-    q = torch.round(weight / scale[:, None]).clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS).to(torch.int8)
+    scale = weight.abs().amax(dim=1).clamp_min(1e-12) / levels
+    q = torch.round(weight / scale[:, None]).clamp(-levels, levels).to(torch.int8)
     return q, scale
 
 

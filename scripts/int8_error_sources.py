@@ -22,15 +22,16 @@ import torch
 
 from ltp.artifact import load_artifact
 from ltp.bench import BenchConfig, agreement, load_split
-from ltp.quant import PARTS, WEIGHT_LEVELS, quantize_model
+from ltp.quant import PARTS, WEIGHT_LEVELS, quantize_model, quantize_weight
 from ltp.runtime import tune_allocator
 
 QKV = ("query", "key", "value")
 
 
 def fake_weight(w: torch.Tensor, levels: int) -> torch.Tensor:
-    scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
-    return torch.round(w / scale).clamp(-levels, levels) * scale
+    """The int8 kernel's weight rounding (``quantize_weight``), dequantised to fp32."""
+    q, scale = quantize_weight(w, levels)
+    return q.float() * scale[:, None]
 
 
 def fake_tokens(x: torch.Tensor) -> torch.Tensor:

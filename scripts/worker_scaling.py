@@ -1,6 +1,6 @@
 """How the compact forward scales to the service's two workers: one Python thread of one
-torch thread against two such threads side by side (each on its own share of the batches),
-on batches in arrival order, for each model and batch size.
+torch thread against two such threads side by side (each running all the batches), on
+batches in arrival order, for each model and batch size.
 
     python scripts/worker_scaling.py models/reviews-minilm-ltp models/reviews-minilm \
         --dataset amazon-food --batch-sizes 8,32
@@ -19,13 +19,14 @@ import time
 
 import torch
 
+from app.settings import Settings
 from ltp.artifact import load_artifact
 from ltp.bench import BenchConfig, bench_batches, load_split
 from ltp.runtime import tune_allocator
 
 
 def seconds(artifact, shares: list[list]) -> float:
-    """Wall time of one thread per share, all started together."""
+    """Wall time of one thread per list of batches, all started together."""
     def work(batches):
         torch.set_num_threads(1)
         with torch.inference_mode():
@@ -48,7 +49,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="8,32")
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept")
-    parser.add_argument("--gil-switch-ms", type=float, default=1.0, help="as the service sets it")
+    parser.add_argument("--gil-switch-ms", type=float, default=Settings().gil_switch_ms,
+                        help="Python's thread switch interval (default: the service's)")
     args = parser.parse_args()
     tune_allocator()
     torch.set_num_threads(1)
