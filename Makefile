@@ -107,6 +107,10 @@ perf: models bench-model
 		--dataset amazon-food --batch-sizes 8,32 --examples 192 > reports/worker-scaling-amazon-food.jsonl
 	$(PY) scripts/int8_error_sources.py models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/int8-error-sources-amazon-food.jsonl
+	$(PY) scripts/int8_layers.py models/reviews-minilm-ltp --dataset amazon-food \
+		> reports/int8-layers-amazon-food.jsonl
+	$(PY) scripts/tokenize_cost.py models/reviews-minilm-ltp --dataset amazon-food \
+		> reports/tokenize-cost-amazon-food.jsonl
 	$(PY) -m loadtest.run compare --dataset amazon-food \
 		--ltp-model reviews-minilm-ltp,reviews-minilm-ltp-fast \
 		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --repeats 2 \

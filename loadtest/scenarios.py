@@ -295,7 +295,7 @@ def served(args) -> dict:
                                  "served_over_offline": s["accepted_per_s"] / offline[model, dtype],
                                  "p50_ms": s["accepted_ms"]["p50"], "p99_ms": s["accepted_ms"]["p99"],
                                  "statuses": s["statuses"], "loop_cores": s["loop_cores"],
-                                 "worker_cores": s["worker_cores"],
+                                 "worker_cores": s["worker_cores"], "client_cores": s["client_cores"],
                                  "worker_cpu_ms_per_request": s["worker_cpu_ms_per_request"],
                                  "offline_cpu_ms_per_seq": offline_cpu_ms(offline[model, dtype])})
                     (out / "result.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -309,12 +309,15 @@ def _served_cell(args, out: Path, model: str, flags: list[str], texts: list[str]
         bodies = bodies_for(texts, 1, count=len(texts))
         drive(url, bodies[:64], args.clients, 3)  # warm, untimed
         before, start = thread_cpu_seconds(proc.pid), time.monotonic()
+        client = time.process_time()  # the load generator runs in this process, on the same cores
         run = drive(url, bodies, args.clients, args.duration)
+        client = time.process_time() - client
         after, elapsed = thread_cpu_seconds(proc.pid), time.monotonic() - start
     finally:
         stop(proc)
     summary = summarize(run, args.duration, 1)
-    return summary | cpu_split(proc.pid, before, after, elapsed, summary["statuses"].get("200", 0))
+    return (summary | cpu_split(proc.pid, before, after, elapsed, summary["statuses"].get("200", 0))
+            | {"client_cores": client / elapsed})
 
 
 def cpu_split(pid: int, before: dict[int, float], after: dict[int, float], elapsed: float,
@@ -351,8 +354,9 @@ def served_report(rows: list[dict], args) -> str:
                   "served figures are the mean (lowest–highest run) over two runs, the mean ± "
                   "standard deviation over three or more; ratios are taken within a run.", ""]
     lines += ["| model | dtype | settings | offline seq/s | served req/s | served / offline | "
-              "p50 ms | p99 ms | statuses | event loop / workers, cores | worker CPU ms a request "
-              "(offline ms a sequence) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "p50 ms | p99 ms | statuses | load client / event loop / workers, cores | worker CPU ms a "
+              "request (offline ms a sequence) | served / offline at the offline cost |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dtype, settings), runs in cells.items():
         statuses: dict[str, int] = {}
         for r in runs:
@@ -370,16 +374,21 @@ def served_report(rows: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-def _cpu_cells(runs: list[dict]) -> tuple[str, str]:
-    """The event loop's and the workers' cores, and the workers' CPU per request against the
-    offline forward's per sequence ("-" for runs recorded without them)."""
+def _cpu_cells(runs: list[dict]) -> tuple[str, str, str]:
+    """The load client's, the event loop's and the workers' cores; the workers' CPU per
+    request against the offline forward's per sequence; and the served / offline ratio the
+    workers' cores allow if they computed at the offline forward's CPU cost per sequence
+    (their share of the cores the offline forward had to itself): "-" for runs recorded
+    without them."""
     if any(r.get("worker_cores") is None for r in runs):
-        return "-", "-"
-    cores = (f"{_spread([r['loop_cores'] for r in runs], '.2f')} / "
-             f"{_spread([r['worker_cores'] for r in runs], '.2f')}")
+        return "-", "-", "-"
+    cores = " / ".join(_spread([r.get(key) for r in runs], ".2f")
+                       for key in ("client_cores", "loop_cores", "worker_cores"))
     per_request = (f"{_spread([r['worker_cpu_ms_per_request'] for r in runs], '.1f')} "
                    f"({runs[0]['offline_cpu_ms_per_seq']:.1f})")
-    return cores, per_request
+    ceiling = _spread([r["worker_cores"] * 1e3 / (r["offline_cpu_ms_per_seq"] * r["offline_seq_per_s"])
+                       for r in runs], ".2f", within=True)
+    return cores, per_request, ceiling
 
 
 def _ltp_over_dense(cells: dict[tuple[str, str, str], list[dict]], ltp: str, dense: str) -> list[str]:

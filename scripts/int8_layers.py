@@ -44,13 +44,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--examples", type=int, default=256,
+                        help="inputs timed; agreement is measured on the whole test split")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     tune_allocator()
     reference = load_artifact(args.model)
     encoded, labels = load_split(reference, args.dataset, "test", reference.meta.max_length)
-    cfg = BenchConfig(batch_size=32, max_examples=args.examples, min_tokens=0)
+    cfg = BenchConfig(batch_size=32, max_examples=len(encoded), min_tokens=0)
     inputs = encoded[: args.examples]
     for name, which in plans(reference.model.encoder.num_layers).items():
         int8 = load_artifact(args.model)
@@ -60,7 +61,8 @@ def main() -> None:
             t_int8 = best_seconds(int8.model, [b for _, b in int8.batches(inputs, 32)], args.rounds)
             t_fp32 = best_seconds(reference.model, [b for _, b in reference.batches(inputs, 32)],
                                   args.rounds)
-        print(json.dumps({"int8 linears": name, "keep_agreement": agree["keep_agreement_vs_fp32"],
+        print(json.dumps({"int8 linears": name, "examples": agree["accuracy_examples"],
+                          "accuracy": agree["accuracy"], "keep_agreement": agree["keep_agreement_vs_fp32"],
                           "label_agreement": agree["label_agreement_vs_fp32"],
                           "max_logit_diff": agree["max_logit_diff_vs_fp32"],
                           "int8_over_fp32_compact": min(t_fp32) / min(t_int8),

@@ -30,18 +30,23 @@ def test_served_report_gives_spread_over_repeats_and_ratios_within_each():
     assert cells(report, "| ltp |")[:9] == ["ltp", "fp32", "(defaults)", "80.0", "63.0 (60.0–66.0)",
                                             "0.79 (0.75–0.82)", "425 (400–450)", "850 (800–900)",
                                             "{'200': 2520, '429': 3}"]
-    assert cells(report, "| ltp |")[9:] == ["-", "-"]  # rows recorded without CPU figures
+    assert cells(report, "| ltp |")[9:] == ["-", "-", "-"]  # rows recorded without CPU figures
     assert cells(report, "| dense |")[6:8] == ["750", "1500"]  # one run without accepted requests
     # served LTP / dense: 1.50 in run 1, 2.20 in run 2
     assert cells(report, "| fp32 |") == ["fp32", "(defaults)", "1.85 (1.50–2.20)", "1.60"]
 
 
-def test_served_report_splits_the_service_cpu_between_event_loop_and_workers():
-    rows = [row("ltp", 1, 60.0, 80.0, 900) | {"loop_cores": 0.16, "worker_cores": 1.72,
-                                             "worker_cpu_ms_per_request": 28.7,
-                                             "offline_cpu_ms_per_seq": 25.0}]
+def test_served_report_splits_the_cpu_between_client_event_loop_and_workers():
+    # offline: 80 seq/s on 2 cores = 25 CPU ms a sequence; 1.72 worker cores at that cost
+    # answer 68.8 req/s, 0.86 of the offline 80
+    cpu = {"loop_cores": 0.16, "worker_cores": 1.72, "worker_cpu_ms_per_request": 28.7,
+           "offline_cpu_ms_per_seq": 25.0}
+    rows = [row("ltp", 1, 60.0, 80.0, 900) | cpu | {"client_cores": 0.12}]
     args = Namespace(dataset="amazon-food", clients=32, duration=20, repeats=1, models="ltp")
-    assert cells(served_report(rows, args), "| ltp |")[9:] == ["0.16 / 1.72", "28.7 (25.0)"]
+    assert cells(served_report(rows, args), "| ltp |")[9:] == ["0.12 / 0.16 / 1.72", "28.7 (25.0)",
+                                                               "0.86"]
+    rows = [row("ltp", 1, 60.0, 80.0, 900) | cpu]  # recorded before the client was measured
+    assert cells(served_report(rows, args), "| ltp |")[9] == "- / 0.16 / 1.72"
 
 
 def test_cpu_split_counts_the_main_thread_apart_from_the_others():
