@@ -67,16 +67,14 @@ def attend_inputs(qkv: torch.Tensor, counts: list[int], num_heads: int, need_sco
     width = qkv.shape[1] // 3
     ctxs: list[torch.Tensor] = []
     received: list[torch.Tensor] = []
-    start = 0
-    for n in counts:
-        heads = qkv.narrow(0, start, n).view(n, 3, num_heads, width // num_heads).permute(1, 2, 0, 3)
+    for segment, n in zip(qkv.split(counts), counts, strict=True):
+        q, k, v = segment.view(n, 3, num_heads, width // num_heads).permute(1, 2, 0, 3).unbind(0)
         if need_scores:
-            ctx, probs = attend_one(heads[0], heads[1], heads[2], dropout_p)  # (H, n, dh), (H, n, n)
+            ctx, probs = attend_one(q, k, v, dropout_p)  # (H, n, dh), (H, n, n)
             received.append(probs.sum(dim=(0, 1)))  # (n,)
         else:  # the fused kernel on this input alone: no padding, no mask
-            ctx = F.scaled_dot_product_attention(heads[0], heads[1], heads[2], dropout_p=dropout_p)
+            ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         ctxs.append(ctx.transpose(0, 1).reshape(n, width))
-        start += n
     scores = torch.cat(received) if need_scores else qkv.new_empty(0, dtype=torch.float32)
     return torch.cat(ctxs), scores
 
