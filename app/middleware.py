@@ -62,10 +62,11 @@ class Admission:
 class BodyLimit:
     """Refuse bodies over ``limit`` bytes with 413, whether or not they declare a length.
 
-    A declared length over the limit is refused before any byte is read, with
-    ``Connection: close``. A chunked body is counted as it arrives; past the limit the rest
-    is read and discarded (up to ``DRAIN_FACTOR`` times the limit) so the connection stays
-    usable for the next request, as a lingering close would; a longer one is cut with
+    Past the limit the rest of the body is read and discarded (up to ``DRAIN_FACTOR`` times
+    the limit) before the answer, as a lingering close would: closing a socket with unread
+    bytes resets the connection, and the client could lose the 413 while still sending. A
+    drained connection stays usable for the next request. A longer body, or a declared
+    length over that bound (refused before any byte is read), is cut with
     ``Connection: close``.
     """
 
@@ -78,9 +79,10 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        message = f"request body over {self.limit} bytes"
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await send_error(send, PayloadTooLargeError(message, {"Connection": "close"}))
+            if int(declared) > self.DRAIN_FACTOR * self.limit:
+                return await send_error(send, self._refusal(drained=False))
+            return await send_error(send, await self._drain(receive, 0, {"more_body": True}))
         seen = 0
 
         async def counting_receive():
@@ -88,14 +90,21 @@ class BodyLimit:
             received = await receive()
             seen += len(received.get("body", b""))
             if seen > self.limit:
-                while received.get("more_body") and seen <= self.DRAIN_FACTOR * self.limit:
-                    received = await receive()
-                    seen += len(received.get("body", b""))
-                drained = not received.get("more_body")
-                raise PayloadTooLargeError(message, {} if drained else {"Connection": "close"})
+                raise await self._drain(receive, seen, received)
             return received
 
         return await self.app(scope, counting_receive, send)
+
+    async def _drain(self, receive, seen: int, received: dict) -> PayloadTooLargeError:
+        """Read and drop the rest of a body over the limit; the 413 to answer with."""
+        while received.get("more_body") and seen <= self.DRAIN_FACTOR * self.limit:
+            received = await receive()
+            seen += len(received.get("body", b""))
+        return self._refusal(drained=not received.get("more_body"))
+
+    def _refusal(self, drained: bool) -> PayloadTooLargeError:
+        return PayloadTooLargeError(f"request body over {self.limit} bytes",
+                                    {} if drained else {"Connection": "close"})
 
 
 async def send_error(send, error: ServiceError) -> None:

@@ -1,8 +1,9 @@
 """A real server under strange input, overload, idle connections and clients that leave.
 
 Each defect gets its own test: a lone surrogate and the next request on the same connection,
-a chunked body over the limit, an unknown model's metric label, keep-alive at the idle
-boundary, 429 with a Retry-After computed from the backlog, abandoned work not computed.
+a body over the limit (chunked or declared), an unknown model's metric label, keep-alive at
+the idle boundary, 429 with a Retry-After computed from the backlog, abandoned work not
+computed.
 """
 
 import asyncio
@@ -75,19 +76,38 @@ def test_nul_bytes_and_control_characters_are_classified(live):
     assert len(json.loads(raw)["results"]) == 3
 
 
-def test_chunked_body_over_the_limit_is_413_and_the_next_request_is_served(live):
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "declared-length"])
+def test_body_over_the_limit_is_413_and_the_next_request_is_served(live, chunked):
+    # sent in full before the answer is read: a server that closed with the body unread
+    # would reset the connection, and the client could see an error instead of the 413
     conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
-    chunks = (b'{"inputs": "' if i == 0 else b"a" * 1000 for i in range(10))
-    conn.request("POST", "/classify", body=chunks, encode_chunked=True,
-                 headers={"content-type": "application/json", "transfer-encoding": "chunked"})
-    r = conn.getresponse()
-    raw = r.read()
-    assert r.status == 413 and json.loads(raw)["error_type"] == "payload_too_large"
-    assert r.getheader("connection") != "close"  # the rest was read and dropped
+    for _ in range(1 if chunked else 5):
+        if chunked:
+            chunks = (b'{"inputs": "' if i == 0 else b"a" * 1000 for i in range(10))
+            conn.request("POST", "/classify", body=chunks, encode_chunked=True,
+                         headers={"content-type": "application/json",
+                                  "transfer-encoding": "chunked"})
+            r = conn.getresponse()
+            raw = r.read()
+        else:
+            r, raw = post(conn, json.dumps({"inputs": "a" * 12_000}))
+        assert r.status == 413 and json.loads(raw)["error_type"] == "payload_too_large"
+        assert r.getheader("connection") != "close"  # the rest was read and dropped
     sock = conn.sock
     r, raw = post(conn, GOOD)
     assert r.status == 200, raw
     assert conn.sock is sock, "the next request went on the same connection"
+
+
+def test_declared_body_far_over_the_limit_is_refused_unread(live):
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+    conn.putrequest("POST", "/classify")
+    conn.putheader("content-type", "application/json")
+    conn.putheader("content-length", str(4096 * 100))
+    conn.endheaders()  # no body sent: the answer comes without waiting for it
+    r = conn.getresponse()
+    assert r.status == 413 and json.loads(r.read())["error_type"] == "payload_too_large"
+    assert r.getheader("connection") == "close"
 
 
 def test_unknown_routes_and_methods_answer_the_error_body(live):
