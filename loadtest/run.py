@@ -10,9 +10,10 @@ plots. ``compare`` starts the service (LTP model and its dense parent) and the n
 pipeline app, runs the same load against each at each concurrency, ``--repeats`` times
 (round-robin over the targets within each repeat), and reports the ratios with their spread
 and one chart, ``comparison.png`` (``loadtest.comparison``).
-``overload``, ``soak`` and ``drain`` start the service and drive it with raw asyncio clients
-(``loadtest.scenarios``): statuses and latency of accepted and refused requests, resident
-memory over time, what a SIGTERM under load does.
+``overload``, ``soak``, ``drain`` and ``bad-input`` start the service and drive it with raw
+asyncio clients (``loadtest.scenarios``): statuses and latency of accepted and refused
+requests, resident memory over time, what a SIGTERM under load does, what malformed and
+over-limit requests get while good traffic goes on.
 """
 
 from __future__ import annotations
@@ -267,10 +268,12 @@ def run_cells(args: argparse.Namespace, targets: list[tuple[str, str, str]],
 
 
 def _scenario_parsers(sub) -> None:
-    defaults = {"overload": (200, 30), "soak": (8, 600), "drain": (32, 0)}
+    defaults = {"overload": (200, 30), "soak": (8, 600), "drain": (32, 0), "bad-input": (8, 20)}
     for name, helptext in (("overload", "many clients over capacity: refusals and latency"),
                            ("soak", "steady mixed traffic, resident memory over time"),
-                           ("drain", "SIGTERM under load: what is answered, what is refused")):
+                           ("drain", "SIGTERM under load: what is answered, what is refused"),
+                           ("bad-input", "malformed and over-limit requests beside good "
+                                         "traffic: their 4xx, no good request lost")):
         clients, duration = defaults[name]
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--models-dir", default="models")
@@ -282,8 +285,9 @@ def _scenario_parsers(sub) -> None:
                        help="extra `ltp serve` flags, e.g. '--dtype bf16'")
         s.add_argument("--server-dir", default=None,
                        help="checkout to run the service from (before/after comparisons)")
-        if name == "overload":
+        if name in ("overload", "bad-input"):
             s.add_argument("--duration", type=int, default=duration)
+        if name == "overload":
             s.add_argument("--per-request", type=int, default=1, help="texts per request")
         if name == "soak":
             s.add_argument("--duration", type=int, default=duration)
@@ -347,12 +351,12 @@ def main() -> int:
     _scenario_parsers(sub)
     _served_parser(sub)
     args = p.parse_args()
-    if args.command in ("overload", "soak", "drain", "served"):
+    if args.command in ("overload", "soak", "drain", "served", "bad-input"):
         from loadtest import scenarios
 
-        result = getattr(scenarios, args.command)(args)
+        result = getattr(scenarios, args.command.replace("-", "_"))(args)
         sys.stdout.write((Path(args.out) / "report.md").read_text())
-        return 1 if result.get("server_errors") else 0
+        return 1 if result.get("server_errors") or result.get("unexpected") else 0
     if args.command == "single":
         env = {"LTP_LOAD_DATASET": args.dataset, "LTP_LOAD_MODEL": args.model,
                "LTP_LOAD_THINK_S": str(args.think)}
