@@ -18,7 +18,6 @@ import time
 import uuid
 
 from fastapi import APIRouter, Request, Response
-from tokenizers import Tokenizer
 
 from app.calls import INFERENCE_ERRORS, Authorized, Call, Front, json_response, request_body, scores
 from app.engine.front import Inference
@@ -34,7 +33,7 @@ from app.schemas import (
     parse_json,
     validate,
 )
-from ltp.text import Encoded
+from ltp.text import encode, fixed_tokenizer
 
 router = APIRouter(tags=["TEI compatible"])
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
@@ -77,32 +76,9 @@ async def predict(request: Request, front: Front) -> Response:
 def _left_truncating(front, items):
     """A tokenising function for ``items`` that cuts from the left, as TEI's ``Left``."""
     artifact = front.artifacts[front.model_name(None)]
-    left = _left_tokenizer(artifact.tokenizer.backend_tokenizer, artifact.meta.max_length)
-
-    def tokenize() -> list[Encoded]:
-        pairs = [(a, b) if b is not None else a for a, b in items]
-        return [Encoded(e.ids, e.type_ids) for e in left.encode_batch(pairs)]
-
-    return tokenize
-
-
-_LEFT: dict[int, Tokenizer] = {}
-
-
-def _left_tokenizer(backend: Tokenizer, max_length: int) -> Tokenizer:
-    """A copy of the model's tokenizer that truncates from the left, made once per model
-    (serialising a tokenizer costs milliseconds: not per request)."""
-    key = id(backend)
-    if key not in _LEFT:
-        _LEFT[key] = _left_copy(backend.to_str(), max_length)
-    return _LEFT[key]
-
-
-def _left_copy(spec: str, max_length: int) -> Tokenizer:
-    tokenizer = Tokenizer.from_str(spec)
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length, direction="left")
-    return tokenizer
+    texts, pairs = [a for a, _ in items], [b for _, b in items]
+    return lambda: encode(artifact.tokenizer, texts, pairs, artifact.meta.max_length,
+                          direction="left")
 
 
 @router.get("/info", response_model=Info, dependencies=[Authorized],
@@ -132,7 +108,7 @@ async def tokenize(request: Request, front: Front) -> Response:
     body = validate(TokenizeRequest, parse_json(await request.body()))
     texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     front.check_limits([(t, None) for t in texts])
-    tokenizer = front.artifacts[front.settings.default_model].tokenizer.backend_tokenizer
+    tokenizer = fixed_tokenizer(front.artifacts[front.settings.default_model].tokenizer, None)
     encodings = tokenizer.encode_batch(texts, add_special_tokens=body.add_special_tokens)
     return json_response([_tokens(text, enc) for text, enc in zip(texts, encodings, strict=True)])
 

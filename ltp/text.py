@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -41,40 +43,55 @@ class PaddedBatch:
         return self.attention_mask.bool()
 
 
+_FIXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {setting: copy}
+_FIXED_LOCK = threading.Lock()
+
+
+def fixed_tokenizer(tokenizer, max_length: int | None, direction: str = "right"):
+    """A copy of a Hugging Face tokenizer's Rust tokenizer with its truncation fixed
+    (``max_length`` tokens, cut from ``direction``; None: no truncation) and no padding,
+    made once per setting and never changed after.
+
+    Calling the Hugging Face tokenizer sets truncation on the one Rust tokenizer it shares
+    between threads, so two inputs tokenised at once (one on a service's event loop, a long
+    one in a thread) could each take the other's setting: a text sent with truncation off
+    cut silently, or one sent with it on refused as too long.
+    """
+    key = (max_length, direction)
+    copies = _FIXED.get(tokenizer)
+    if copies is not None and key in copies:
+        return copies[key]
+    from tokenizers import Tokenizer
+
+    with _FIXED_LOCK:
+        copies = _FIXED.setdefault(tokenizer, {})
+        if key not in copies:
+            copy = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+            copy.no_padding()
+            if max_length is None:
+                copy.no_truncation()
+            else:
+                copy.enable_truncation(max_length, direction=direction)
+            copies[key] = copy
+        return copies[key]
+
+
 def encode(
     tokenizer,
     texts: list[str],
     pairs: list[str] | None = None,
     max_length: int = 128,
     truncate: bool = True,
+    direction: str = "right",
 ) -> list[Encoded]:
     """Tokenise texts (and optional second texts, None where an input has none) without
-    padding."""
-    if pairs is not None and any(p is None for p in pairs):
-        if all(p is None for p in pairs):
-            pairs = None
-        else:  # a mixed batch: singles and pairs tokenised apart, then put back in order
-            singles = [i for i, p in enumerate(pairs) if p is None]
-            doubles = [i for i, p in enumerate(pairs) if p is not None]
-            out: list[Encoded | None] = [None] * len(texts)
-            for group, second in ((singles, None), (doubles, [pairs[i] for i in doubles])):
-                encoded = encode(tokenizer, [texts[i] for i in group], second, max_length, truncate)
-                for i, e in zip(group, encoded, strict=True):
-                    out[i] = e
-            return out
-    out = tokenizer(
-        texts,
-        pairs,
-        truncation=truncate,
-        max_length=max_length if truncate else None,
-        padding=False,
-        return_token_type_ids=True,
-    )
-    types = out.get("token_type_ids")
-    return [
-        Encoded(ids, types[i] if types is not None else None)
-        for i, ids in enumerate(out["input_ids"])
-    ]
+    padding, cutting from ``direction`` when truncating; thread-safe (``fixed_tokenizer``)."""
+    rust = fixed_tokenizer(tokenizer, max_length if truncate else None, direction)
+    inputs = texts if pairs is None else [t if p is None else (t, p)
+                                          for t, p in zip(texts, pairs, strict=True)]
+    encodings = [rust.encode(*inputs[0]) if isinstance(inputs[0], tuple) else rust.encode(inputs[0])
+                 ] if len(inputs) == 1 else rust.encode_batch(inputs)  # one: no thread pool
+    return [Encoded(e.ids, e.type_ids) for e in encodings]
 
 
 def pad_batch(items: list[Encoded], pad_id: int, device: torch.device | str | None = None) -> PaddedBatch:
