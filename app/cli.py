@@ -3,7 +3,7 @@
 
 The entry point lives here, in the service, because ``serve`` is the one command that needs
 ``app``: ``app`` imports ``ltp``, and ``ltp`` never imports ``app``. Building the parser is
-cheap on both sides: ``ltp.cli`` only declares arguments (each command imports its library
+cheap on both sides: ``ltp.cli.parser`` only declares arguments (each command imports its library
 modules when it runs) and ``app.settings`` needs neither torch nor the training code, so
 ``ltp serve`` loads the service and the pruned forward, and nothing of training, data
 loading or benchmarking (``tests/app/test_cli.py`` checks this).
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from app.settings import Settings
-from ltp import cli as ltp_cli
+from ltp.cli import parser as ltp_cli
 
 
 class JsonFormatter(logging.Formatter):

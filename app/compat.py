@@ -33,7 +33,7 @@ from app.schemas import (
     parse_json,
     validate,
 )
-from ltp.text import encode, fixed_tokenizer
+from ltp.core.text import encode, fixed_tokenizer
 
 router = APIRouter(tags=["TEI compatible"])
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}

@@ -9,8 +9,8 @@ from pathlib import Path
 from app.engine.backend import Backend
 from app.engine.engine import Engine
 from app.settings import Settings
-from ltp.artifact import LTP_JSON, Artifact, ArtifactError, load_artifact, resolve_device
-from ltp.text import encode
+from ltp.core.artifact import LTP_JSON, Artifact, ArtifactError, load_artifact, resolve_device
+from ltp.core.text import encode
 
 log = logging.getLogger("app")
 
@@ -42,10 +42,10 @@ def load_models(settings: Settings) -> tuple[dict[str, Artifact], dict[str, tupl
 
 def pick_precision(path: Path, timed: dict[str, Artifact] | None = None) -> tuple[str, str]:
     """The fastest precision, by a timed warm-up, among those this CPU runs natively whose
-    recorded accuracy is within ``MAX_DROP`` of fp32 (``ltp.precision.choose_dtype``).
+    recorded accuracy is within ``MAX_DROP`` of fp32 (``ltp.core.precision.choose_dtype``).
     ``timed`` receives the artifacts loaded for the warm-up (CPU), so the chosen one is not
     loaded twice."""
-    from ltp.precision import (
+    from ltp.core.precision import (
         MAX_DROP,
         choose_dtype,
         native_precisions,

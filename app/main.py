@@ -36,7 +36,7 @@ from app.metrics import Metrics
 from app.middleware import INFERENCE_PATHS, Admission, BodyLimit, ErrorGuard
 from app.schemas import ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest
 from app.settings import Settings
-from ltp.runtime import tune_allocator
+from ltp.core.machine import tune_allocator
 
 log = logging.getLogger("app")
 REQUEST_MODELS = (ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest)

@@ -1,6 +1,6 @@
 """Returning the heap's free memory to the OS while serving.
 
-The allocator is tuned for speed (``ltp.runtime.tune_allocator``): freed activation buffers
+The allocator is tuned for speed (``ltp.core.machine.tune_allocator``): freed activation buffers
 stay in the heap to be reused instead of being unmapped and faulted in again. Under serving,
 batch shapes vary from one batch to the next, the free space fragments, and without a trim
 glibc keeps every page it ever held: resident memory creeps up under steady load and never

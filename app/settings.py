@@ -11,8 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ltp.config import PRECISIONS
-from ltp.precision import MAX_DROP
+from ltp.core.config import PRECISIONS
+from ltp.core.precision import MAX_DROP
 
 DTYPES = ("auto", *PRECISIONS)
 

@@ -7,51 +7,11 @@ Pure functions of the runs' ``LoadResult`` objects (no server), so they are unit
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from loadtest.run import LoadResult
+from loadtest.results import LoadResult, Spread
 
-Cells = dict[tuple[int, str], list["LoadResult"]]  # (users, target) -> its runs, in repeat order
-
-
-@dataclass(frozen=True)
-class Spread:
-    """One figure over the repeats of a cell: every value, their mean and their range."""
-
-    values: tuple[float, ...]
-
-    @classmethod
-    def of(cls, runs: Iterable[LoadResult], field: str) -> Spread:
-        return cls(tuple(getattr(r, field) for r in runs))
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values)
-
-    @property
-    def low(self) -> float:
-        return min(self.values)
-
-    @property
-    def high(self) -> float:
-        return max(self.values)
-
-    def range_text(self, spec: str) -> str:
-        """'1.50' for one value, else the mean and the range: '1.50 (1.40–1.60)'."""
-        text = format(self.mean, spec)
-        if len(self.values) > 1:
-            text += f" ({self.low:{spec}}–{self.high:{spec}})"
-        return text
-
-    def text(self, spec: str) -> str:
-        """Mean and range for two values; mean ± standard deviation from three on."""
-        if len(self.values) < 3:
-            return self.range_text(spec)
-        return f"{self.mean:{spec}} ± {statistics.stdev(self.values):{spec}}"
+Cells = dict[tuple[int, str], list[LoadResult]]  # (users, target) -> its runs, in repeat order
 
 
 def cells(results: list[LoadResult]) -> Cells:

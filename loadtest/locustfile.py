@@ -16,7 +16,7 @@ import random
 import gevent
 from locust import FastHttpUser, constant, task
 
-from ltp.data import load_dataset
+from ltp.data.datasets import load_dataset
 
 DATASET = os.environ.get("LTP_LOAD_DATASET", "amazon-food")
 MODEL = os.environ.get("LTP_LOAD_MODEL", "")

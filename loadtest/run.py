@@ -24,83 +24,16 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.comparison import compare_report, plot_comparison
 from loadtest.processes import free_port, stop, wait_http
+from loadtest.results import LoadResult
+from loadtest.scrape import kept_histogram, pruning_figures, scrape
 
 REPO = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-
-
-@dataclass
-class LoadResult:
-    target: str
-    users: int
-    duration_s: float
-    requests: int
-    failures: int
-    requests_per_s: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_kept_tokens: float | None = None
-    mean_input_tokens: float | None = None
-    flops_saved: float | None = None
-    repeat: int = 1  # which of a comparison's repeated runs, from 1
-
-
-def scrape(url: str) -> dict[str, float] | None:
-    """Every sample of /metrics as name{labels} -> value; None where there is none."""
-    try:
-        r = httpx.get(f"{url}/metrics", timeout=5)
-    except httpx.HTTPError:
-        return None
-    if r.status_code != 200:
-        return None
-    samples = {}
-    for family in text_string_to_metric_families(r.text):
-        for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            samples[f"{s.name}{{{labels}}}"] = s.value
-    return samples
-
-
-def _delta(before: dict, after: dict, prefix: str) -> float:
-    return sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith(prefix + "{"))
-
-
-def pruning_figures(before: dict | None, after: dict | None) -> dict:
-    if not before or not after:
-        return {}
-    kept_n = _delta(before, after, "ltp_kept_tokens_count")
-    if kept_n <= 0:
-        return {}
-    dense = _delta(before, after, "ltp_flops_dense_total")
-    return {
-        "mean_kept_tokens": _delta(before, after, "ltp_kept_tokens_sum") / kept_n,
-        "mean_input_tokens": _delta(before, after, "ltp_input_tokens_sum") / kept_n,
-        "flops_saved": 1 - _delta(before, after, "ltp_flops_total") / dense if dense else None,
-    }
-
-
-def kept_histogram(before: dict | None, after: dict | None) -> list[tuple[float, float]]:
-    """(upper bound, sequences) per bucket of ltp_kept_tokens, over the run."""
-    if not before or not after:
-        return []
-    cumulative: dict[float, float] = {}
-    for key, value in after.items():
-        if key.startswith("ltp_kept_tokens_bucket{"):
-            le = key.split("le=")[1].split(",")[0].rstrip("}")
-            bound = float("inf") if le in ("+Inf", "inf") else float(le)
-            cumulative[bound] = cumulative.get(bound, 0.0) + value - before.get(key, 0.0)
-    bounds = sorted(cumulative)
-    return [(b, cumulative[b] - (cumulative[bounds[i - 1]] if i else 0.0))
-            for i, b in enumerate(bounds)]
 
 
 def run_locust(url: str, users: int, spawn_rate: float, duration_s: int, prefix: Path,

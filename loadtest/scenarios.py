@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from loadtest.comparison import Spread
 from loadtest.processes import free_port, stop, wait_http
-from loadtest.run import _delta, scrape
+from loadtest.results import Spread
+from loadtest.scrape import engine_figures, scrape
 from loadtest.traffic import Run, bodies_for, drive, rss_mib, thread_cpu_seconds
-from ltp.data import load_dataset
+from ltp.data.datasets import load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,22 +88,6 @@ def summarize(run: Run, duration_s: float, per_request: int) -> dict:
         "server_errors": sum(n for s, n in statuses.items() if s.startswith("5")),
         "no_answer": statuses.get("0", 0),
     }
-
-
-def engine_figures(before: dict | None, after: dict | None) -> dict:
-    """What the service saw over the run: batches, their size and time, queue waits."""
-    if not before or not after:
-        return {}
-    batches = _delta(before, after, "ltp_batch_size_count")
-    queued = _delta(before, after, "ltp_queue_seconds_count")
-    return {"batches": batches,
-            "mean_batch_size": _delta(before, after, "ltp_batch_size_sum") / batches if batches else None,
-            "mean_batch_seconds": (_delta(before, after, "ltp_inference_seconds_sum") / batches
-                                   if batches else None),
-            "mean_queue_seconds": (_delta(before, after, "ltp_queue_seconds_sum") / queued
-                                   if queued else None),
-            "cost_per_token_s": {k: v for k, v in after.items()
-                                 if k.startswith("ltp_cost_per_token_seconds")}}
 
 
 def _fmt(x) -> str:
@@ -356,9 +340,9 @@ def offline_seq_per_s(models_dir: str, model: str, texts: list[str], dtype: str,
     import torch
 
     from app.engine.backend import Backend
-    from ltp.artifact import load_artifact
-    from ltp.runtime import tune_allocator
-    from ltp.text import encode, length_sorted_batches
+    from ltp.core.artifact import load_artifact
+    from ltp.core.machine import tune_allocator
+    from ltp.core.text import encode, length_sorted_batches
 
     tune_allocator()
     torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))

@@ -24,10 +24,10 @@ import httpx
 import torch
 
 from loadtest.processes import free_port, stop, wait_http
-from ltp.artifact import load_artifact
-from ltp.data import load_dataset
-from ltp.runtime import tune_allocator
-from ltp.text import encode
+from ltp.core.artifact import load_artifact
+from ltp.core.machine import tune_allocator
+from ltp.core.text import encode
+from ltp.data.datasets import load_dataset
 
 
 def offline_seq_per_s(model_dir: Path, texts: list[str], batch_size: int, rounds: int) -> float:

@@ -6,7 +6,7 @@ per-channel scaling, each compared with the fp32 compact forward on the same inp
 
 Simulated quantisation rounds in fp32 (quantise, then dequantise) and runs the fp32 kernels,
 so it isolates one error source at a time: weights per output channel, symmetric, at 7 bits
-(+-63, what the int8 kernel stores, ``ltp.quant.WEIGHT_LEVELS``) or 8 bits (+-127);
+(+-63, what the int8 kernel stores, ``ltp.core.quant.WEIGHT_LEVELS``) or 8 bits (+-127);
 activations per token over [-amax, amax] in 256 steps, as the int8 kernel quantises them.
 SmoothQuant (Xiao et al., 2023) divides each input channel of a linear by
 ``s = max|x|^alpha / max|w|^(1 - alpha)`` and multiplies the weight's column by it, moving
@@ -20,10 +20,11 @@ import json
 
 import torch
 
-from ltp.artifact import load_artifact
-from ltp.bench import BenchConfig, agreement, load_split
-from ltp.quant import PARTS, WEIGHT_LEVELS, quantize_model, quantize_weight
-from ltp.runtime import tune_allocator
+from ltp.bench.offline import BenchConfig, agreement
+from ltp.core.artifact import load_artifact
+from ltp.core.machine import tune_allocator
+from ltp.core.quant import PARTS, WEIGHT_LEVELS, quantize_model, quantize_weight
+from ltp.data.encoding import encode_split
 
 QKV = ("query", "key", "value")
 
@@ -118,8 +119,8 @@ def main() -> None:
     tune_allocator()
     reference = load_artifact(args.model)
     max_length = reference.meta.max_length
-    encoded, labels = load_split(reference, args.dataset, "test", max_length)
-    train, _ = load_split(reference, args.dataset, "train", max_length)
+    encoded, labels = encode_split(reference.tokenizer, args.dataset, "test", max_length)
+    train, _ = encode_split(reference.tokenizer, args.dataset, "train", max_length)
     maxima = channel_maxima(reference, train[: args.calibration])
     cfg = BenchConfig(batch_size=32, max_examples=args.examples, min_tokens=0)
 

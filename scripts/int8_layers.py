@@ -13,10 +13,11 @@ import time
 
 import torch
 
-from ltp.artifact import load_artifact
-from ltp.bench import BenchConfig, agreement, load_split
-from ltp.quant import PARTS, quantize_model
-from ltp.runtime import tune_allocator
+from ltp.bench.offline import BenchConfig, agreement
+from ltp.core.artifact import load_artifact
+from ltp.core.machine import tune_allocator
+from ltp.core.quant import PARTS, quantize_model
+from ltp.data.encoding import encode_split
 
 
 def plans(layers: int) -> dict:
@@ -50,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_allocator()
     reference = load_artifact(args.model)
-    encoded, labels = load_split(reference, args.dataset, "test", reference.meta.max_length)
+    encoded, labels = encode_split(reference.tokenizer, args.dataset, "test", reference.meta.max_length)
     cfg = BenchConfig(batch_size=32, max_examples=len(encoded), min_tokens=0)
     inputs = encoded[: args.examples]
     for name, which in plans(reference.model.encoder.num_layers).items():

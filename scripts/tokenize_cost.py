@@ -1,5 +1,5 @@
 """What tokenising costs a text: the service's way (each request's text through
-``ltp.text.encode``, a fixed copy of the Rust tokenizer, on the event loop) against batches
+``ltp.core.text.encode``, a fixed copy of the Rust tokenizer, on the event loop) against batches
 of the size the service's queue forms, and against calling the Hugging Face tokenizer.
 CPU milliseconds a text (all threads of this process), median and range of the rounds,
 the ways taking turns within each round.
@@ -17,9 +17,9 @@ import json
 import statistics
 import time
 
-from ltp.artifact import load_artifact
-from ltp.data import load_dataset
-from ltp.text import encode
+from ltp.core.artifact import load_artifact
+from ltp.core.text import encode
+from ltp.data.datasets import load_dataset
 
 
 def main() -> None:
@@ -41,9 +41,9 @@ def main() -> None:
     n = args.batch_size
     batches = [texts[i:i + n] for i in range(0, len(texts), n)]
     ways = {
-        "service: ltp.text.encode, one text a call": lambda: [
+        "service: ltp.core.text.encode, one text a call": lambda: [
             encode(tokenizer, [t], max_length=max_length) for t in texts],
-        f"ltp.text.encode, {n} texts a call": lambda: [
+        f"ltp.core.text.encode, {n} texts a call": lambda: [
             encode(tokenizer, b, max_length=max_length) for b in batches],
         "Hugging Face tokenizer call, one text a call": lambda: [hugging_face([t]) for t in texts],
         f"Hugging Face tokenizer call, {n} texts a call": lambda: [hugging_face(b) for b in batches],

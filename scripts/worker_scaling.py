@@ -20,9 +20,10 @@ import time
 import torch
 
 from app.settings import Settings
-from ltp.artifact import load_artifact
-from ltp.bench import BenchConfig, bench_batches, load_split
-from ltp.runtime import tune_allocator
+from ltp.bench.offline import BenchConfig, bench_batches
+from ltp.core.artifact import load_artifact
+from ltp.core.machine import tune_allocator
+from ltp.data.encoding import encode_split
 
 
 def seconds(artifact, shares: list[list]) -> float:
@@ -57,7 +58,7 @@ def main() -> None:
     sys.setswitchinterval(args.gil_switch_ms / 1e3)
     for path in args.models:
         artifact = load_artifact(path)
-        encoded, _ = load_split(artifact, args.dataset, "test", artifact.meta.max_length)
+        encoded, _ = encode_split(artifact.tokenizer, args.dataset, "test", artifact.meta.max_length)
         inputs = encoded[: args.examples]
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             cfg = BenchConfig(batch_size=batch_size, order="arrival")

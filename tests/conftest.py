@@ -119,9 +119,9 @@ def tiny_csv(tmp_path):
 
 def make_artifact(folder, labels, final_threshold=0.06, seed=0):
     """Save a tiny BERT LTP artifact (max length 32, thresholds that prune) into ``folder``."""
-    from ltp.artifact import Artifact, ArtifactMeta, save_artifact
-    from ltp.config import PruningConfig
-    from ltp.model import LTPModel
+    from ltp.core.artifact import Artifact, ArtifactMeta, save_artifact
+    from ltp.core.config import PruningConfig
+    from ltp.core.model import LTPModel
 
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,

@@ -7,9 +7,9 @@ import time
 import torch
 
 from app.engine.batch import Batch, BatchStats, SequenceResult
-from ltp.artifact import Artifact
-from ltp.model import ForwardOutput
-from ltp.text import Encoded
+from ltp.core.artifact import Artifact
+from ltp.core.model import ForwardOutput
+from ltp.core.text import Encoded
 
 
 class Backend:

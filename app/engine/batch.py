@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from ltp.text import Encoded
+from ltp.core.text import Encoded
 
 
 @dataclass

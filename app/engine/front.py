@@ -21,8 +21,8 @@ from app.errors import (
     PayloadTooLargeError,
 )
 from app.settings import Settings
-from ltp.artifact import Artifact
-from ltp.text import Encoded, encode
+from ltp.core.artifact import Artifact
+from ltp.core.text import Encoded, encode
 
 # Below this many characters a request is tokenised on the event loop (tens of microseconds);
 # longer ones go to a thread so they never stall other requests.
@@ -85,8 +85,8 @@ class InferenceFront:
         texts = [t for t, _ in items]
         pairs = [p for _, p in items]
         max_length = artifact.meta.max_length
-        encoded = encode(artifact.tokenizer, texts, pairs if any(p is not None for p in pairs)
-                         else None, max_length=max_length, truncate=truncate)
+        encoded = encode(artifact.tokenizer, texts, pairs, max_length=max_length,
+                         truncate=truncate)
         too_long = [i for i, e in enumerate(encoded) if e.num_tokens > max_length]
         if too_long:
             raise PayloadTooLargeError(

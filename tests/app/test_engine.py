@@ -13,8 +13,8 @@ from app.engine.engine import Engine
 from app.engine.queue import QueueLimits
 from app.loading import worker_plan
 from app.settings import Settings
-from ltp.artifact import load_artifact
-from ltp.text import encode
+from ltp.core.artifact import load_artifact
+from ltp.core.text import encode
 
 
 def limits(**overrides) -> QueueLimits:

@@ -24,7 +24,7 @@ def recorded(tmp_path):
 
 
 def fake_cpu(monkeypatch, flags: set[str]) -> None:
-    monkeypatch.setattr("ltp.precision.read_cpu_features", lambda *a: flags)
+    monkeypatch.setattr("ltp.core.precision.read_cpu_features", lambda *a: flags)
 
 
 def test_auto_times_the_accurate_native_precisions(recorded, monkeypatch):
@@ -55,7 +55,7 @@ def test_models_and_info_show_the_precision_and_why(recorded, monkeypatch):
 def test_the_chosen_precision_is_loaded_once(recorded, monkeypatch):
     import app.loading
     from app.settings import Settings
-    from ltp.artifact import load_artifact
+    from ltp.core.artifact import load_artifact
 
     fake_cpu(monkeypatch, {"avx2"})  # fp32 and int8 qualify: both are timed
     loads = []

@@ -70,7 +70,7 @@ def test_serve_with_the_model_built_only_serves(make, tmp_path):
 
 def test_serve_quick_converts_minilm_and_serves_only_it(make):
     from app.cli import build_parser as service_parser
-    from ltp.cli import build_parser
+    from ltp.cli.parser import build_parser
 
     lines = make("serve-quick")
     assert [line.split()[:2] for line in lines if line.startswith("ltp ")] == [

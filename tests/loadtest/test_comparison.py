@@ -5,8 +5,8 @@ from argparse import Namespace
 import pytest
 from PIL import Image
 
-from loadtest.comparison import Spread, compare_report, plot_comparison
-from loadtest.run import LoadResult
+from loadtest.comparison import compare_report, plot_comparison
+from loadtest.results import LoadResult, Spread
 
 TARGETS = ("ltp (ltp-a)", "dense (dense-m)", "naive pipeline (pipeline)")
 ARGS = Namespace(dataset="amazon-food", duration=30, think=0.0, dense_model="dense-m",

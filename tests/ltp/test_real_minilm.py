@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from ltp.artifact import from_classifier, load_artifact, save_artifact
-from ltp.calibrate import calibrate_ramp
-from ltp.config import PruningConfig
-from ltp.data import load_dataset
-from ltp.text import encode, length_sorted_batches, pad_batch
+from ltp.core.artifact import from_classifier, load_artifact, save_artifact
+from ltp.core.config import PruningConfig
+from ltp.core.text import encode, length_sorted_batches, pad_batch
+from ltp.data.datasets import load_dataset
+from ltp.train.calibrate import calibrate_ramp
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +62,9 @@ def test_calibrated_pruning_matches_masked_and_saves_flops(minilm, reviews, tmp_
 def test_finetune_prune_eval_on_real_weights_and_data(tmp_path, capsys):
     import json
 
-    from ltp.cli import main
-    from ltp.data import DatasetSplits
-    from ltp.pipeline import FinetuneConfig, PruneConfig, finetune_model, prune_model
+    from ltp.cli.parser import main
+    from ltp.data.datasets import DatasetSplits
+    from ltp.train.stages import FinetuneConfig, PruneConfig, finetune_model, prune_model
 
     full = load_dataset("rt-polarity")
     data = DatasetSplits(full.name, full.labels, full.train[:160], full.dev[:48], full.test[:48])

@@ -1,0 +1,276 @@
+"""What a CPU user would run instead: dense runtimes against LTP compact, on the same inputs.
+
+Runtimes (one process, the same tokenised inputs, length-sorted batches):
+
+* ``torch-fp32``, ``torch-bf16``: the dense parent's Hugging Face model (SDPA attention);
+* ``ort-fp32``: the dense parent exported with ``torch.onnx`` (legacy exporter, opset 17),
+  ONNX Runtime with every graph optimisation;
+* ``ort-int8``: the same graph through ``onnxruntime.quantization.quantize_dynamic``
+  (int8 per-channel weights, activations quantised at run time);
+* ``ltp-fp32``, ``ltp-bf16``, ``ltp-int8``: the LTP model's compact forward.
+
+Per runtime: accuracy on the split, sequences per second on batches of ``batch_size``
+(best of ``rounds`` passes, the runtimes alternating pass by pass so that drift hits all
+alike), and the median latency of one input at batch 1. ONNX Runtime comes from the
+optional extra ``ltp-serve[runtimes]``; without it the ``ort-*`` rows are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ltp.core.artifact import load_artifact
+from ltp.core.machine import device_name
+from ltp.core.text import PaddedBatch, pad_batch, padded_batches
+from ltp.data.encoding import encode_split
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "ltp-fp32", "ltp-bf16", "ltp-int8")
+Forward = Callable[[PaddedBatch], torch.Tensor]  # one padded batch -> (B, C) logits
+
+
+def native_runtimes(features: set[str] | None = None) -> list[str]:
+    """The runtimes whose precision this CPU computes natively (every one but bf16 without
+    AVX512-BF16 or AMX, where emulated bf16 would take hours on a test split)."""
+    from ltp.core.precision import native_precisions, read_cpu_features
+
+    native = native_precisions(read_cpu_features() if features is None else features)
+    skipped = [name for name in RUNTIMES if name.endswith("-bf16") and "bf16" not in native]
+    if skipped:
+        log.warning("skipping %s: this CPU has no native bf16 (--runtimes runs them anyway)",
+                    ", ".join(skipped))
+    return [name for name in RUNTIMES if name not in skipped]
+
+
+@dataclass
+class RuntimeBenchConfig:
+    batch_size: int = 32
+    max_length: int = 256
+    max_examples: int = 0  # 0: the whole split
+    latency_examples: int = 64
+    rounds: int = 2
+    runtimes: list[str] = field(default_factory=list)  # empty: all
+
+
+def _hf_forward(artifact) -> Forward:
+    def run(b: PaddedBatch) -> torch.Tensor:
+        return artifact.model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask,
+                                 token_type_ids=b.token_type_ids).logits
+    return run
+
+
+def _ltp_forward(artifact) -> Forward:
+    def run(b: PaddedBatch) -> torch.Tensor:
+        return artifact.model.run(b, mode="compact").logits
+    return run
+
+
+def export_onnx(artifact, path: Path) -> Path:
+    """The artifact's Hugging Face model as ONNX: inputs (B, T) int64, output logits (B, C)."""
+    hf = artifact.model.hf
+    ids = torch.tensor([[artifact.tokenizer.cls_token_id or 0, 5, 6, 7]])
+    names = ["input_ids", "attention_mask"]
+    args: tuple = (ids, torch.ones_like(ids))
+    if "token_type_ids" in hf.forward.__code__.co_varnames:
+        names.append("token_type_ids")
+        args = (*args, torch.zeros_like(ids))
+    axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"logits": {0: "batch"}}
+    torch.onnx.export(hf, args, str(path), input_names=names, output_names=["logits"],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    return path
+
+
+def _ort_forward(onnx_path: Path, threads: int) -> Forward:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+
+    def run(b: PaddedBatch) -> torch.Tensor:
+        feed = {"input_ids": b.input_ids.numpy(), "attention_mask": b.attention_mask.numpy()}
+        if "token_type_ids" in names:
+            types = b.token_type_ids if b.token_type_ids is not None else torch.zeros_like(b.input_ids)
+            feed["token_type_ids"] = types.numpy()
+        return torch.from_numpy(session.run(["logits"], feed)[0])
+    return run
+
+
+def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
+                   workdir: Path) -> dict[str, Forward]:
+    """A forward per runtime name; ``ort-*`` are skipped (with a warning) without onnxruntime."""
+    forwards: dict[str, Forward] = {}
+    onnx_path = None
+    for name in names:
+        kind, precision = name.split("-")
+        if kind == "ltp":
+            forwards[name] = _ltp_forward(load_artifact(ltp_dir, dtype=precision))
+        elif kind == "torch":
+            forwards[name] = _hf_forward(load_artifact(dense_dir, dtype=precision))
+        elif kind == "ort":
+            try:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+            except ImportError:
+                log.warning("onnxruntime is not installed (pip install 'ltp-serve[runtimes]'): "
+                            "skipping %s", name)
+                continue
+            if onnx_path is None:
+                onnx_path = export_onnx(load_artifact(dense_dir), workdir / "dense.onnx")
+            path = onnx_path
+            if precision == "int8":
+                path = workdir / "dense-int8.onnx"
+                root = logging.getLogger()
+                level, root.level = root.level, logging.WARNING  # it logs every tensor at INFO
+                try:
+                    quantize_dynamic(onnx_path, path, weight_type=QuantType.QInt8, per_channel=True)
+                finally:
+                    root.setLevel(level)
+            forwards[name] = _ort_forward(path, torch.get_num_threads())
+        else:
+            raise ValueError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
+    return forwards
+
+
+def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
+    predicted = [forward(b).argmax(-1) for b in batches]
+    return time.perf_counter() - start, torch.cat(predicted)
+
+
+def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: int,
+            cfg: RuntimeBenchConfig, progress: bool = False) -> list[dict]:
+    """Accuracy, seq/s and batch-1 p50 latency of each runtime on the same inputs;
+    ``progress``: a bar on stderr, one step per timed pass of a runtime."""
+    grouped = padded_batches(encoded, pad_id, cfg.batch_size)
+    batches = [b for _, b in grouped]
+    gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
+    singles = [pad_batch([e], pad_id) for e in encoded[: cfg.latency_examples]]
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    correct: dict[str, int] = {}
+    bar = tqdm(total=(cfg.rounds + 1) * len(forwards), desc="runtimes", unit="pass",
+               disable=not progress, dynamic_ncols=True)
+    with torch.inference_mode(), bar:
+        for forward in forwards.values():  # warm-up
+            forward(batches[-1])
+        for _ in range(cfg.rounds):
+            for name, forward in forwards.items():
+                seconds, predicted = _pass(forward, batches)
+                times[name].append(seconds)
+                correct[name] = int((predicted == gold).sum())
+                bar.update()
+        latency = {}
+        for name, forward in forwards.items():
+            latency[name] = [_pass(forward, [s])[0] for s in singles]
+            bar.update()
+    n = len(encoded)
+    return [{
+        "runtime": name,
+        "accuracy": correct[name] / n,
+        "seq_per_s": n / min(times[name]),
+        "p50_latency_ms_b1": statistics.median(latency[name]) * 1e3,
+        "examples": n,
+    } for name in forwards]
+
+
+def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
+                 cfg: RuntimeBenchConfig, out_dir: str | Path | None = "reports",
+                 progress: bool = False) -> dict:
+    """Measure each runtime (``cfg.runtimes``, or ``native_runtimes()``); with ``out_dir``,
+    write ``runtimes-<dataset>.md`` and ``.png``."""
+    dense_dir = dense_dir or ltp_dir
+    names = cfg.runtimes or native_runtimes()
+    reference = load_artifact(ltp_dir)
+    encoded, labels = encode_split(reference.tokenizer, dataset, split, cfg.max_length)
+    if cfg.max_examples:
+        encoded, labels = encoded[: cfg.max_examples], labels[: cfg.max_examples]
+    with tempfile.TemporaryDirectory() as tmp:
+        forwards = build_runtimes(ltp_dir, dense_dir, names, Path(tmp))
+        rows = measure(forwards, encoded, labels, reference.tokenizer.pad_token_id, cfg, progress)
+    base = next((r["seq_per_s"] for r in rows if r["runtime"] == "torch-fp32"), None)
+    for row in rows:
+        row["x_torch_fp32"] = row["seq_per_s"] / base if base else None
+    result = {
+        "rows": rows, "dataset": dataset, "split": split, "ltp_model": str(ltp_dir),
+        "dense_model": str(dense_dir), "batch_size": cfg.batch_size, "max_length": cfg.max_length,
+        "rounds": cfg.rounds, "threads": torch.get_num_threads(),
+        "device_name": device_name(torch.device("cpu")), "torch": torch.__version__,
+        "onnxruntime": _ort_version(),
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"runtimes-{Path(dataset).stem}"  # a data file's name without its folder
+        chart = plot(rows, out / f"{stem}.png", f"{Path(dataset).stem} {split}: seq/s, batch "
+                     f"{cfg.batch_size}, {result['threads']} threads")
+        (out / f"{stem}.md").write_text(report(result, chart.name))
+        result["report"] = str(out / f"{stem}.md")
+    return result
+
+
+def _ort_version() -> str | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__
+
+
+def plot(rows: list[dict], path: Path, title: str) -> Path:
+    """One horizontal bar chart: seq/s per runtime, accuracy at the end of each bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    names = [r["runtime"] for r in rows][::-1]
+    speeds = np.array([r["seq_per_s"] for r in rows][::-1])
+    colors = ["tab:orange" if n.startswith("ltp") else "tab:gray" for n in names]
+    ax.barh(names, speeds, color=colors)
+    for y, row in enumerate(rows[::-1]):
+        ax.text(row["seq_per_s"], y, f" {row['seq_per_s']:.0f} seq/s, {row['accuracy'] * 100:.1f}%",
+                va="center", fontsize=8)
+    ax.set_xlim(0, speeds.max() * 1.45)
+    ax.set_xlabel("sequences per second (higher is better)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report(result: dict, chart: str) -> str:
+    """Markdown: conditions, the table, the chart."""
+    lines = [
+        f"# Runtimes on {result['dataset']} ({result['split']})",
+        "",
+        f"`ltp bench-runtimes`: LTP model `{result['ltp_model']}`, dense parent "
+        f"`{result['dense_model']}`; {result['rows'][0]['examples']} inputs, max length "
+        f"{result['max_length']}, length-sorted batches of {result['batch_size']}, best of "
+        f"{result['rounds']} passes (runtimes alternating); batch-1 latency: median over single "
+        f"inputs. CPU: {result['device_name']}, {result['threads']} threads; torch "
+        f"{result['torch']}, onnxruntime {result['onnxruntime'] or '-'}.",
+        "",
+        "| runtime | accuracy | seq/s | x torch fp32 dense | p50 latency batch 1 (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        ratio = "-" if r["x_torch_fp32"] is None else f"{r['x_torch_fp32']:.2f}"
+        lines.append(f"| {r['runtime']} | {r['accuracy'] * 100:.1f} | {r['seq_per_s']:.1f} | "
+                     f"{ratio} | {r['p50_latency_ms_b1']:.1f} |")
+    lines += ["", f"![runtimes]({chart})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Accuracy against relative FLOPs: LTP against top-k and truncation.
+
+LTP points come from lambdas (the paper's knob) and from relative-FLOPs targets
+(calibrated thresholds, budgeted soft stage, hard stage). For every FLOPs target, top-k runs
+with the keep schedule the LTP hard stage started from, and the same fine-tune: the two
+then differ only in a threshold against a fixed quota per input.
+
+Every method starts from the same dense parent and is charged against the same dense
+reference; every method gets the last-layer trick (only the classifier token runs the last
+feed-forward), the dense parent included (its ``last-layer only`` row).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ltp.core.artifact import load_artifact
+from ltp.core.config import PruningConfig
+from ltp.data.datasets import DatasetSplits
+from ltp.eval.evaluate import evaluate
+from ltp.train.loop import hard_stage
+from ltp.train.stages import PruneConfig, prune_model
+
+log = logging.getLogger(__name__)
+FIELDS = ["method", "setting", "accuracy", "relative_flops", "relative_model_flops",
+          "kept_fraction_per_layer"]
+
+
+@dataclass
+class SweepConfig:
+    lambdas: list[float]
+    topk_targets: list[float]
+    truncate_lengths: list[int]
+    prune: PruneConfig
+    topk_finetune: bool = True  # also top-k followed by the same hard-stage fine-tune
+    split: str = "test"
+    artifacts: list[Path] = field(default_factory=list)  # LTP artifacts already trained
+    flops_targets: list[float] = field(default_factory=list)
+
+    def num_rows(self) -> int:
+        """Rows a sweep writes: dense twice, then one per run (top-k twice with the fine-tune)."""
+        topk = 2 if self.topk_finetune else 1
+        return (2 + len(self.truncate_lengths) + topk * len(self.topk_targets) + len(self.lambdas)
+                + (1 + topk) * len(self.flops_targets) + len(self.artifacts))
+
+
+def _row(method: str, setting: str, ev: dict) -> dict:
+    return {"method": method, "setting": setting, "accuracy": round(ev["accuracy"], 4),
+            "relative_flops": round(ev["relative_flops"], 4),
+            "relative_model_flops": round(ev["relative_model_flops"], 4),
+            "kept_fraction_per_layer": " ".join(f"{x:.3f}" for x in ev["kept_fraction_per_layer"])}
+
+
+class _Rows(list):
+    """Rows that are written to the CSV as they come, so a cut-short sweep keeps its data."""
+
+    def __init__(self, path: Path | None, bar: tqdm) -> None:
+        super().__init__()
+        self.path, self.bar = path, bar
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        self.bar.update()
+        log.info("sweep row: %s", row)
+        if self.path is not None:
+            write_csv(self, self.path)
+
+
+def run_sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig,
+              csv_path: Path | None = None, progress: bool = False) -> list[dict]:
+    """Every row of ``cfg``, written to ``csv_path`` as it comes; ``progress``: a bar on stderr."""
+    with tqdm(total=cfg.num_rows(), desc="sweep", unit="run", disable=not progress,
+              dynamic_ncols=True) as bar:
+        return _sweep(parent_dir, data, cfg, _Rows(csv_path, bar))
+
+
+def _sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig, rows: _Rows) -> list[dict]:
+    examples = data.split(cfg.split)
+    parent = load_artifact(parent_dir)
+    rows.append(_row("dense", "no pruning", evaluate(parent, examples, mode="dense")))
+    rows.append(_row("dense", "last-layer only", evaluate(parent, examples)))
+    for length in cfg.truncate_lengths:
+        rows.append(_row("truncation", f"max {length} tokens",
+                         evaluate(parent, examples, truncate_to=length)))
+    num_layers, normalizer = parent.model.encoder.num_layers, parent.meta.pruning.normalizer
+    teacher = parent if cfg.prune.distill > 0 else None
+
+    def topk_rows(ratios: list[float], setting: str) -> None:
+        topk = PruningConfig(num_layers, normalizer, strategy="topk", keep_ratios=ratios)
+        parent.model.set_pruning(topk)
+        rows.append(_row("top-k", setting, evaluate(parent, examples)))
+        if cfg.topk_finetune:  # LTP's hard stage, distillation included (dense teacher)
+            tuned = load_artifact(parent_dir)
+            tuned.model.set_pruning(topk)
+            hard_stage(tuned, data.train, cfg.prune.stage(tuned.meta.max_length, soft=False),
+                       teacher)
+            rows.append(_row("top-k + fine-tune", setting, evaluate(tuned, examples)))
+
+    for target in cfg.topk_targets:
+        topk_rows(PruningConfig.cascade(num_layers, target).keep_ratios, f"cascade to {target}")
+    for lam in cfg.lambdas:
+        pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam, target_flops=None))
+        rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples)))
+    for target in cfg.flops_targets:
+        pruned = prune_model(parent_dir, data, replace(cfg.prune, target_flops=target))
+        rows.append(_row("LTP", _setting(pruned.meta.provenance["prune"]),
+                         evaluate(pruned, examples)))
+        keep = pruned.meta.provenance["calibration"]["hard_start_keep"]
+        topk_rows([*keep, 1.0], f"LTP's schedule for FLOPs {target}")
+    for path in cfg.artifacts:
+        pruned = load_artifact(path)
+        rows.append(_row("LTP", _setting(pruned.meta.provenance.get("prune", {})),
+                         evaluate(pruned, examples)))
+    return list(rows)
+
+
+def _setting(prune: dict) -> str:
+    """How an LTP artifact was pruned, in a few words."""
+    if prune.get("target_flops") is not None:
+        soft = "soft stage" if prune.get("soft_epochs", 1) > 0 else "no soft stage"
+        scores = ", median scores" if prune.get("score_norm") == "median" else ""
+        return (f"FLOPs target {prune['target_flops']}{scores}, {soft}, "
+                f"distill {prune.get('distill', 0)}")
+    return (f"lambda {prune.get('lam', '?')}, {prune.get('regularizer', 'flops')}, "
+            f"distill {prune.get('distill', 0)}")
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Accuracy against relative FLOPs, one series per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {"LTP": "o-", "top-k": "s--", "top-k + fine-tune": "D--", "truncation": "^:",
+               "dense": "k*"}
+    for method, style in markers.items():
+        pts = sorted((r["relative_flops"], 100 * r["accuracy"]) for r in rows if r["method"] == method)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, label=method, markersize=7)
+    ax.set_xlabel("relative FLOPs (paper formula, vs dense)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| method | setting | accuracy | relative FLOPs | whole model | kept fraction per layer |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['setting']} | {100 * r['accuracy']:.1f} | "
+                     f"{r['relative_flops']:.3f} | {r['relative_model_flops']:.3f} | "
+                     f"{r['kept_fraction_per_layer']} |")
+    return "\n".join(lines)

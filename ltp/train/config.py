@@ -1,0 +1,36 @@
+"""The settings of one training run, shared by the loop and the losses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """The settings of one training run (a fine-tune or one LTP stage). Recipes do not write
+    it: ``ltp.train.stages``'s ``FinetuneConfig`` and ``PruneConfig`` (the recipe keys) build it."""
+
+    epochs: float = 1.0
+    lr: float = 2e-5
+    batch_size: int = 32
+    max_length: int = 128
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # fraction of steps with a linear warm-up
+    seed: int = 0
+    # total optimiser steps; None: epochs x batches per epoch
+    steps: int | None = None
+    # per-class weights of the task loss (None: unweighted)
+    class_weights: list[float] | None = None
+    # evaluate on the dev split every this many steps (0: never) and restore the best
+    # checkpoint at the end; stop after ``patience`` evaluations without a gain (0: never)
+    eval_every: int = 0
+    patience: int = 0
+    # soft stage
+    lam: float = 0.05
+    threshold_lr: float = 1e-3
+    regularizer: str = "flops"
+    # soft stage budget: penalise only the soft relative FLOPs above this (None: all of it)
+    target_flops: float | None = None
+    # hard stage: weight of the KL term towards the dense parent's logits (0: off)
+    distill: float = 0.0
+    distill_temperature: float = 2.0

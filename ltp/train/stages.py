@@ -1,0 +1,305 @@
+"""End-to-end steps: fine-tune a dense parent, prune it with LTP, evaluate both."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ltp.core.artifact import Artifact, from_classifier, load_artifact, provenance
+from ltp.core.config import PruningConfig
+from ltp.data.datasets import DatasetSplits
+from ltp.data.encoding import encode_examples
+from ltp.eval.evaluate import evaluate
+from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_flops
+from ltp.train.config import TrainConfig
+from ltp.train.loop import finetune, hard_stage, soft_stage
+from ltp.train.losses import balanced_class_weights
+
+log = logging.getLogger(__name__)
+
+CLASS_WEIGHTS = (None, "balanced")
+AUTO_FLOPS_CANDIDATES = (0.35, 0.45, 0.55, 0.65, 0.75)
+AUTO_FLOPS_TOLERANCE = 0.01  # within 1 point of dense dev accuracy (or one dev example)
+AUTO_FLOPS_EXAMPLES = 300  # calibration sample for each candidate of the auto sweep
+
+
+@dataclass
+class StageSettings:
+    """What a dense fine-tune and the LTP stages set alike (recipe keys of both)."""
+
+    batch_size: int = 32
+    seed: int = 0
+    warmup: float = 0.06  # fraction of optimiser steps with a linear warm-up
+    class_weight: str | None = None  # None or "balanced" (see ``class_weights_for``)
+
+    def __post_init__(self) -> None:
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+
+    def _train(self, class_weights: list[float] | None, **stage) -> TrainConfig:
+        """The optimiser settings of one training run: the shared fields plus ``stage``'s."""
+        return TrainConfig(batch_size=self.batch_size, seed=self.seed, warmup=self.warmup,
+                           class_weights=class_weights, **stage)
+
+
+def class_weights_for(cfg, data: DatasetSplits) -> list[float] | None:
+    if cfg.class_weight != "balanced":
+        return None
+    return balanced_class_weights([e.label for e in data.train], len(data.labels))
+
+
+@dataclass
+class PruneConfig(StageSettings):
+    """The two LTP stages, each with its own epochs and learning rate."""
+
+    lam: float = 0.05
+    soft_epochs: float = 1.0
+    hard_epochs: float = 1.0
+    soft_lr: float = 2e-5
+    hard_lr: float = 2e-5
+    threshold_lr: float = 1e-3
+    # soft-mask temperature; None: 1e-3 (the paper's), or with a FLOPs target a tenth of the
+    # mean calibrated threshold (softer masks make the soft FLOPs a poor guide to the hard)
+    temperature: float | None = None
+    # ramp end at the start of the soft stage, in units of the mean score 1/N
+    final_threshold_x_mean: float = 1.28
+    regularizer: str = "flops"
+    soft_style: str = "cumulative"
+    # "fixed" (the paper's score scale) or "median" (per-input; see pruning.normalize_scores)
+    score_norm: str = "fixed"
+    distill: float = 0.0
+    # Start from thresholds calibrated (on a sample of the training set) to this relative
+    # FLOPs; the soft stage (if any) then keeps the soft FLOPs at or below it: the penalty is
+    # lambda x layers x max(0, soft relative FLOPs - target); after the hard stage the
+    # thresholds are set back to the kept fractions it started from. None: the ramp start,
+    # and lambda x regulariser as in the paper. "auto": the smallest of
+    # AUTO_FLOPS_CANDIDATES whose calibrated thresholds (no training) keep the dev accuracy
+    # within a point of dense; the choice is recorded in provenance.calibration.auto.
+    target_flops: float | str | None = None
+    calibration_examples: int = 600
+    # optimiser steps of each stage (None: epochs)
+    soft_steps: int | None = None
+    hard_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.target_flops is not None:
+            number = isinstance(self.target_flops, int | float) and 0.0 < self.target_flops < 1.0
+            if not number and self.target_flops != "auto":
+                raise ValueError(f"target_flops must be in (0, 1) or 'auto', got {self.target_flops!r}")
+            if self.regularizer != "flops":
+                raise ValueError("target_flops is a FLOPs budget: it needs regularizer 'flops'")
+
+    def stage(self, max_length: int, soft: bool, class_weights: list[float] | None = None) -> TrainConfig:
+        return self._train(
+            class_weights,
+            epochs=self.soft_epochs if soft else self.hard_epochs,
+            steps=self.soft_steps if soft else self.hard_steps,
+            lr=self.soft_lr if soft else self.hard_lr,
+            max_length=max_length, lam=self.lam, threshold_lr=self.threshold_lr,
+            regularizer=self.regularizer, distill=self.distill, target_flops=self.target_flops,
+        )
+
+
+@dataclass
+class FinetuneConfig(StageSettings):
+    """The dense fine-tune of a base encoder."""
+
+    epochs: float = 1.0
+    lr: float = 1e-4
+    max_length: int = 128
+    # optimiser steps (None: epochs x batches); see ``schedule_for_data``
+    steps: int | None = None
+    # dev evaluation every this many steps (0: none), early stop after ``patience``
+    # evaluations without a gain (0: never), best checkpoint restored
+    eval_every: int = 0
+    patience: int = 0
+
+    def train(self, class_weights: list[float] | None = None) -> TrainConfig:
+        return self._train(class_weights, epochs=self.epochs, lr=self.lr,
+                           max_length=self.max_length, steps=self.steps,
+                           eval_every=self.eval_every, patience=self.patience)
+
+
+MIN_STEPS = 300  # fewer optimiser steps than this leaves a small-data model at the majority class
+MAX_STEPS = 3000
+SCHEDULE_EPOCHS = 6  # the step budget aims at this many passes, within the bounds above
+
+
+def schedule_for_data(n_train: int, label_counts: list[int], max_length: int,
+                      seed: int = 0) -> tuple[FinetuneConfig, PruneConfig]:
+    """Training settings chosen for a data set's size and balance.
+
+    Training length in optimiser steps: about ``SCHEDULE_EPOCHS`` passes, at least
+    ``MIN_STEPS`` (small sets need many passes) and at most ``MAX_STEPS``; batches of 16 below
+    3,000 examples (more steps per pass), else 32; 10% linear warm-up; dev evaluation about
+    20 times, early stop after 6 evaluations without a gain, best checkpoint restored; class
+    weights balanced when the largest class is 1.5x the smallest or more. LTP: the
+    reviews-minilm-ltp recipe's settings, with its two stages in steps (about 2 and 3 passes,
+    at least 60 and 100 steps).
+    """
+    batch = 16 if n_train < 3000 else 32
+    per_epoch = max(1, -(-n_train // batch))
+    steps = min(MAX_STEPS, max(MIN_STEPS, SCHEDULE_EPOCHS * per_epoch))
+    imbalanced = max(label_counts) >= 1.5 * max(1, min(label_counts))
+    weight = "balanced" if imbalanced else None
+    finetune_cfg = FinetuneConfig(
+        lr=1e-4, batch_size=batch, max_length=max_length, seed=seed, steps=steps, warmup=0.1,
+        eval_every=max(5, steps // 20), patience=6, class_weight=weight)
+    prune_cfg = PruneConfig(
+        target_flops="auto", score_norm="median", lam=0.05, regularizer="flops",
+        soft_lr=2e-5, hard_lr=2e-5, threshold_lr=1e-4, distill=0.5, batch_size=batch,
+        seed=seed, soft_steps=min(600, max(60, 2 * per_epoch)),
+        hard_steps=min(900, max(100, 3 * per_epoch)), class_weight=weight)
+    return finetune_cfg, prune_cfg
+
+
+def split_metrics(artifact: Artifact, data: DatasetSplits, mode: str = "compact") -> dict:
+    return {split: evaluate(artifact, data.split(split), mode=mode, progress=True)
+            for split in ("dev", "test")}
+
+
+def finetune_model(base: str, data: DatasetSplits, cfg: FinetuneConfig) -> Artifact:
+    """A dense classifier from a base encoder (or classifier) folder or name; no pruning."""
+    torch.manual_seed(cfg.seed)
+    artifact = from_classifier(base, labels=data.labels, max_length=cfg.max_length)
+    pruning = PruningConfig(num_layers=artifact.model.encoder.num_layers,
+                            normalizer=cfg.max_length, final_threshold=0.0)
+    artifact.model.set_pruning(pruning)
+    result = finetune(artifact, data.train, cfg.train(class_weights_for(cfg, data)),
+                      dev=data.dev if cfg.eval_every else None)
+    artifact.meta.provenance = provenance(
+        stage="finetune", base=str(base), dataset=data.name, split_sizes=data.sizes(),
+        finetune=asdict(cfg), training=result.to_dict())
+    artifact.meta.eval = {"dense": split_metrics(artifact, data, "dense")}
+    return artifact
+
+
+def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfig,
+                        candidates=AUTO_FLOPS_CANDIDATES) -> dict:
+    """The smallest candidate budget whose calibrated thresholds (no training) keep dev
+    accuracy within ``AUTO_FLOPS_TOLERANCE`` (or one dev example, if more) of dense.
+
+    Calibration alone is the pessimistic case: the LTP stages then train under the budget.
+    Candidates run from the smallest up and stop at the first that qualifies; when none
+    does, the largest is taken.
+    """
+    dense = evaluate(artifact, data.dev, mode="dense")["accuracy"]
+    tolerance = max(AUTO_FLOPS_TOLERANCE, 1.0 / len(data.dev))
+    sample = random.Random(cfg.seed).sample(data.train, min(AUTO_FLOPS_EXAMPLES, len(data.train)))
+    inputs = encode_examples(artifact.tokenizer, sample, artifact.meta.max_length)
+    lengths = [e.num_tokens for e in inputs]
+    saved = copy.deepcopy(artifact.model.pruning)
+    tried, chosen = [], None
+    for target in sorted(candidates):
+        try:
+            keep = schedule_for_flops(artifact, lengths, target)
+        except ValueError:  # out of reach for this model and these lengths
+            tried.append({"target": target, "infeasible": True})
+            continue
+        calibrate_schedule(artifact, inputs, keep)
+        ev = evaluate(artifact, data.dev, mode="compact")
+        tried.append({"target": target, "dev_accuracy": ev["accuracy"],
+                      "dev_relative_flops": round(ev["relative_flops"], 4)})
+        log.info("auto budget: target %.2f -> dev accuracy %.4f (dense %.4f), relative FLOPs %.3f",
+                 target, ev["accuracy"], dense, ev["relative_flops"])
+        if ev["accuracy"] >= dense - tolerance - 1e-9:
+            chosen = target
+            break
+    artifact.model.set_pruning(saved)
+    feasible = [t["target"] for t in tried if not t.get("infeasible")]
+    if not feasible:
+        raise ValueError(f"no FLOPs budget of {list(candidates)} can be reached by this model on "
+                         "these input lengths; give --target-flops")
+    if chosen is None:
+        chosen = max(feasible)
+        reason = (f"no candidate kept dev accuracy within {100 * tolerance:.1f} points of dense "
+                  f"({100 * dense:.1f}) before training; took the largest, {chosen}")
+    else:
+        reason = (f"smallest candidate budget whose calibrated thresholds, before any LTP "
+                  f"training, kept dev accuracy within {100 * tolerance:.1f} points of dense "
+                  f"({100 * dense:.1f} -> {100 * tried[-1]['dev_accuracy']:.1f}, "
+                  f"{len(data.dev)} dev examples)")
+    return {"chosen": chosen, "reason": reason, "dense_dev_accuracy": dense,
+            "tolerance": tolerance, "tried": tried, "sample": len(sample)}
+
+
+def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> Artifact:
+    """Soft stage (learn thresholds) then hard stage (thresholds frozen) from a parent.
+
+    With ``target_flops``: thresholds calibrated to the target first; the soft stage's
+    schedule scaled back to the target before the hard stage; after it, thresholds set back
+    to the schedule it started from (``provenance.calibration`` records each step).
+    """
+    artifact = load_artifact(parent_dir)
+    teacher = load_artifact(parent_dir) if cfg.distill > 0 else None
+    weights = class_weights_for(cfg, data)
+    max_length = artifact.meta.max_length
+    num_layers = artifact.model.encoder.num_layers
+    normalizer = artifact.meta.pruning.normalizer
+    ramp_end = 0.0 if cfg.target_flops is not None else cfg.final_threshold_x_mean / normalizer
+    artifact.model.set_pruning(PruningConfig(
+        num_layers=num_layers, normalizer=normalizer, temperature=cfg.temperature or 1e-3,
+        final_threshold=ramp_end, soft_style=cfg.soft_style, score_norm=cfg.score_norm))
+    calibration = inputs = auto = None
+    recorded = cfg
+    if cfg.target_flops == "auto":
+        auto = choose_target_flops(artifact, data, cfg)
+        cfg = replace(cfg, target_flops=auto["chosen"])
+    if cfg.target_flops is not None:
+        sample = random.Random(cfg.seed).sample(data.train, min(cfg.calibration_examples,
+                                                                len(data.train)))
+        inputs = encode_examples(artifact.tokenizer, sample, max_length)
+        keep = schedule_for_flops(artifact, [e.num_tokens for e in inputs], cfg.target_flops)
+        pruning = calibrate_schedule(artifact, inputs, keep)
+        calibration = {"examples": len(sample), "keep": keep, "thresholds": pruning.thresholds()}
+        if auto is not None:
+            calibration["auto"] = auto
+        if cfg.temperature is None:
+            positive = [t for t in pruning.thresholds() if t > 0] or [1.0 / normalizer]
+            artifact.model.pruning.temperature = 0.1 * sum(positive) / len(positive)
+        calibration["temperature"] = artifact.model.pruning.temperature
+    soft = None
+    if cfg.soft_epochs > 0:
+        soft = soft_stage(artifact, data.train, cfg.stage(max_length, True, weights)).to_dict()
+    if inputs is not None:
+        if soft is not None:
+            # The soft stage decides where to prune; its soft FLOPs are only a guide to the
+            # hard rule's. Keep the order of its schedule and scale it back to the target.
+            calibration["soft_keep"] = learned = kept_schedule(artifact, inputs)
+            keep = schedule_for_flops(artifact, [e.num_tokens for e in inputs],
+                                      cfg.target_flops, shape=learned)
+            calibrate_schedule(artifact, inputs, keep)
+        calibration["hard_start_keep"] = keep
+    hard = hard_stage(artifact, data.train, cfg.stage(max_length, False, weights), teacher)
+    if inputs is not None:
+        # Weights that change under frozen thresholds shift the scores, and kept fractions
+        # drift (up, as a rule). Set the thresholds back to the schedule the stage started
+        # from, so the FLOPs target holds.
+        calibration["hard_end_keep"] = kept_schedule(artifact, inputs)
+        pruning = calibrate_schedule(artifact, inputs, calibration["hard_start_keep"])
+        calibration["final_thresholds"] = pruning.thresholds()
+    parent_meta = copy.deepcopy(artifact.meta.provenance)
+    artifact.meta.provenance = provenance(
+        stage="ltp", parent=str(parent_dir), parent_provenance=parent_meta, dataset=data.name,
+        split_sizes=data.sizes(), prune=asdict(recorded), target_flops=cfg.target_flops,
+        calibration=calibration, soft=soft,
+        hard=hard.to_dict())
+    artifact.meta.eval = {"ltp": split_metrics(artifact, data, "compact"),
+                          "dense_parent": artifact.meta.eval.get("dense")}
+    return artifact
+
+
+def with_overrides(cfg, overrides: dict):
+    """Replace dataclass fields from a dict, with a clear error on an unknown key."""
+    known = set(cfg.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+    return replace(cfg, **overrides)
+

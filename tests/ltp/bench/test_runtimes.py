@@ -1,0 +1,70 @@
+"""The runtime comparison, end to end on a tiny model."""
+
+import json
+
+import pytest
+
+from ltp.bench.runtimes import RUNTIMES
+from ltp.cli.parser import main
+
+
+def test_bench_runtimes_writes_a_report(capsys, tiny_artifact_dir, tiny_csv, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "reports"
+    assert main(["bench-runtimes", str(tiny_artifact_dir), "--dataset", str(tiny_csv),
+                 "--split", "train", "--max-length", "32", "--rounds", "1",
+                 "--latency-examples", "3", "--out", str(out), "--runtimes", ",".join(RUNTIMES),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {r["runtime"]: r for r in result["rows"]}
+    assert set(rows) == set(RUNTIMES)
+    for row in rows.values():
+        assert 0 <= row["accuracy"] <= 1 and row["seq_per_s"] > 0 and row["p50_latency_ms_b1"] > 0
+        assert row["examples"] == 64
+    assert rows["torch-fp32"]["x_torch_fp32"] == 1.0
+    # the dense runtimes compute the same model: fp32 predictions agree
+    assert rows["ort-fp32"]["accuracy"] == rows["torch-fp32"]["accuracy"]
+    report = (out / f"runtimes-{tiny_csv.stem}.md").read_text()
+    assert "| ltp-int8 |" in report and f"runtimes-{tiny_csv.stem}.png" in report
+    assert (out / f"runtimes-{tiny_csv.stem}.png").stat().st_size > 1000
+
+
+def test_default_runtimes_skip_emulated_bf16():
+    from ltp.bench.runtimes import native_runtimes
+
+    assert native_runtimes({"avx2", "avx512_bf16"}) == list(RUNTIMES)
+    assert native_runtimes({"avx2"}) == [r for r in RUNTIMES if not r.endswith("-bf16")]
+
+
+def test_bench_int8_reports_agreement_with_fp32(capsys, tiny_artifact_dir, tiny_csv):
+    assert main(["bench", str(tiny_artifact_dir), "--dataset", str(tiny_csv), "--split", "train",
+                 "--dtype", "int8", "--batch-size", "16", "--rounds", "1", "--max-length", "32",
+                 "--max-examples", "32", "--profile", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("speedup", "relative_flops", "accuracy", "dense_accuracy"):
+        assert key in result
+    assert 0.9 <= result["label_agreement_vs_fp32"] <= 1
+    assert 0.8 <= result["keep_agreement_vs_fp32"] <= 1
+    assert 0 <= result["max_logit_diff_vs_fp32"] < 0.5
+    profile = result["profile"]
+    assert 0 < profile["matmul_share"] < 1
+    assert profile["matmul_share"] + profile["non_matmul_share"] == pytest.approx(1)
+    assert [row["layer"] for row in profile["layers"]] == [0, 1, 2]
+
+
+def test_onnx_export_handles_padding(tiny_artifact_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from ltp.bench.runtimes import _ort_forward, export_onnx
+    from ltp.core.artifact import load_artifact
+    from ltp.core.text import PaddedBatch
+    from tests.conftest import padded_batch
+
+    artifact = load_artifact(tiny_artifact_dir)
+    forward = _ort_forward(export_onnx(artifact, tmp_path / "dense.onnx"), threads=1)
+    ids, mask = padded_batch()  # traced with an unpadded input; padding must still be masked
+    batch = PaddedBatch(ids, mask, torch.zeros_like(ids))
+    with torch.no_grad():
+        ref = artifact.model.hf(input_ids=ids, attention_mask=mask, token_type_ids=batch.token_type_ids)
+    torch.testing.assert_close(forward(batch), ref.logits, atol=1e-4, rtol=1e-4)

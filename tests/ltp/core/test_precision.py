@@ -1,0 +1,61 @@
+"""Choosing the precision to serve in, under faked CPU features."""
+
+import json
+
+import pytest
+
+from ltp.core.precision import choose_dtype, native_precisions, read_cpu_features
+
+AVX2 = {"avx2", "fma"}
+ZEN4 = AVX2 | {"avx512f", "avx512_bf16", "avx512_vnni"}
+SAPPHIRE = AVX2 | {"avx512f", "amx_bf16", "amx_int8", "amx_tile"}
+
+
+@pytest.fixture
+def artifact_dir(tmp_path):
+    def make(accuracy: dict | None):
+        meta = {"format_version": 1, "labels": ["a", "b"], "eval": {}}
+        if accuracy is not None:
+            meta["eval"]["precision"] = {k: {"accuracy": v} for k, v in accuracy.items()}
+        (tmp_path / "ltp.json").write_text(json.dumps(meta))
+        return tmp_path
+    return make
+
+
+def test_native_precisions_follow_the_flags():
+    assert set(native_precisions(set())) == {"fp32"}
+    assert set(native_precisions(AVX2)) == {"fp32", "int8"}  # fbgemm's AVX2 int8
+    assert set(native_precisions(ZEN4)) == {"fp32", "bf16", "int8"}
+    assert "amx_bf16" in native_precisions(SAPPHIRE)["bf16"]
+
+
+def test_int8_chosen_where_accurate(artifact_dir):
+    folder = artifact_dir({"fp32": 0.853, "bf16": 0.851, "int8": 0.850})
+    dtype, why = choose_dtype(folder, cpu_features=AVX2)
+    assert dtype == "int8" and "AVX2" in why
+
+
+def test_no_bf16_without_native_bf16(artifact_dir):
+    folder = artifact_dir({"fp32": 0.853, "bf16": 0.853, "int8": 0.80})
+    assert choose_dtype(folder, cpu_features=AVX2)[0] == "fp32", "int8 lost 5 points"
+    assert choose_dtype(folder, cpu_features=ZEN4)[0] == "bf16"
+
+
+def test_the_fastest_accurate_precision_wins(artifact_dir):
+    folder = artifact_dir({"fp32": 0.853, "bf16": 0.851, "int8": 0.850})
+    timings = {"fp32": 0.030, "bf16": 0.012, "int8": 0.015}
+    dtype, why = choose_dtype(folder, cpu_features=SAPPHIRE, timings=timings)
+    assert dtype == "bf16" and "fastest" in why
+    assert choose_dtype(folder, cpu_features=AVX2, timings=timings)[0] == "int8", "no native bf16"
+
+
+def test_without_recorded_accuracy_fp32(artifact_dir):
+    dtype, why = choose_dtype(artifact_dir(None), cpu_features=SAPPHIRE)
+    assert dtype == "fp32" and "no accuracy" in why
+
+
+def test_cpu_features_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
+    assert read_cpu_features(cpuinfo) == {"fpu", "avx2", "amx_bf16"}
+    assert read_cpu_features(tmp_path / "missing") == set()
