@@ -90,7 +90,8 @@ async def info(request: Request, front: Front) -> Info:
     artifact = front.artifacts[name]
     labels = artifact.meta.labels
     return Info(
-        model_id=name, model_dtype=DTYPE_NAMES[request.app.state.precisions[name][0]],
+        model_id=name, model_dtype=DTYPE_NAMES[request.app.state.precisions[name].dtype],
+        engine=request.app.state.precisions[name].engine,
         served_model_name=name,
         model_type={"classifier": {"id2label": {str(i): lab for i, lab in enumerate(labels)},
                                    "label2id": {lab: i for i, lab in enumerate(labels)}}},

@@ -5,19 +5,31 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from app.engine.backend import Backend
 from app.engine.engine import Engine
 from app.settings import Settings
 from ltp.core.artifact import LTP_JSON, Artifact, ArtifactError, load_artifact, resolve_device
+from ltp.core.precision import candidates, choose_runtime, runtime_key, split_key
 from ltp.core.text import encode
 
 log = logging.getLogger("app")
 
 
-def load_models(settings: Settings) -> tuple[dict[str, Artifact], dict[str, tuple[str, str]]]:
+class Runtime(NamedTuple):
+    """How one model runs: its precision, why, and the engine of its compact forward."""
+
+    dtype: str
+    why: str
+    engine: str = "eager"
+
+
+def load_models(settings: Settings, threads: int | None = None
+                ) -> tuple[dict[str, Artifact], dict[str, Runtime]]:
     """Every LTP artifact in the models folder (or the named ones), on one device, each in
-    its precision; returns the artifacts and, per model, its precision and why."""
+    its engine and precision; returns the artifacts and, per model, how it runs and why.
+    ``threads``: each ONNX Runtime session's (default: torch's)."""
     folder = Path(settings.models_dir)
     names = settings.models or sorted(p.name for p in folder.glob("*") if (p / LTP_JSON).is_file())
     if not names:
@@ -25,52 +37,57 @@ def load_models(settings: Settings) -> tuple[dict[str, Artifact], dict[str, tupl
     if settings.default_model not in names:
         raise ArtifactError(f"default model {settings.default_model!r} is not among {names}")
     device = str(resolve_device(settings.device))
-    artifacts, precisions = {}, {}
+    artifacts, runtimes = {}, {}
     for name in names:
-        timed: dict[str, Artifact] = {}  # loaded while choosing the precision
-        if settings.dtype != "auto":
-            dtype, why = settings.dtype, "set by --dtype"
+        timed: dict[str, Artifact] = {}  # loaded while choosing, by runtime key
+        if settings.dtype != "auto":  # a precision asked for is served as asked
+            engine = "eager" if settings.engine == "auto" else settings.engine
+            chosen = Runtime(settings.dtype, "set by --dtype", engine)
         elif device != "cpu":
-            dtype, why = "fp32", f"auto on {device}: fp32"
+            engine = "eager" if settings.engine == "auto" else settings.engine
+            chosen = Runtime("fp32" if settings.dtype == "auto" else settings.dtype,
+                             f"auto on {device}: {engine}", engine)
         else:
-            dtype, why = pick_precision(folder / name, timed)
-        artifacts[name] = timed.get(dtype) or load_artifact(folder / name, device=device, dtype=dtype)
-        precisions[name] = (dtype, why)
-        log.info("%s runs in %s: %s", name, dtype, why)
-    return artifacts, precisions
+            chosen = pick_runtime(folder / name, settings, timed, threads)
+        key = runtime_key(chosen.engine, chosen.dtype)
+        artifacts[name] = timed.get(key) or _load(folder / name, device, chosen, threads)
+        runtimes[name] = chosen
+        log.info("%s runs in %s on the %s engine: %s", name, chosen.dtype, chosen.engine, chosen.why)
+    return artifacts, runtimes
 
 
-def pick_precision(path: Path, timed: dict[str, Artifact] | None = None) -> tuple[str, str]:
-    """The fastest precision, by a timed warm-up, among those this CPU runs natively whose
-    recorded accuracy is within ``MAX_DROP`` of fp32 (``ltp.core.precision.choose_dtype``).
-    ``timed`` receives the artifacts loaded for the warm-up (CPU), so the chosen one is not
+def _load(path: Path, device: str, runtime: Runtime, threads: int | None) -> Artifact:
+    return load_artifact(path, device=device, dtype=runtime.dtype, engine=runtime.engine,
+                         threads=threads)
+
+
+def pick_runtime(path: Path, settings: Settings, timed: dict[str, Artifact] | None = None,
+                 threads: int | None = None) -> Runtime:
+    """The fastest engine and precision, by a timed warm-up (one input, then eight), among
+    the pairs this CPU runs natively whose recorded accuracy is within ``MAX_DROP`` of fp32
+    (``ltp.core.precision.candidates``), limited to the engine the settings name.
+    ``timed`` receives the artifacts loaded for the warm-up, so the chosen one is not
     loaded twice."""
-    from ltp.core.precision import (
-        MAX_DROP,
-        choose_dtype,
-        native_precisions,
-        read_cpu_features,
-        recorded_accuracy,
-    )
-
-    accuracy = recorded_accuracy(path)
-    candidates = [p for p in native_precisions(read_cpu_features())
-                  if p in accuracy and accuracy[p] >= accuracy.get("fp32", 1.0) - MAX_DROP]
+    engines = None if settings.engine == "auto" else (settings.engine,)
+    ok, _ = candidates(path, engines=engines)
     timings = {}
-    if len(candidates) > 1:
-        for dtype in candidates:
-            artifact = load_artifact(path, dtype=dtype)
+    if len(ok) > 1:
+        for key in ok:
+            engine, dtype = split_key(key)
+            artifact = _load(path, "cpu", Runtime(dtype, "", engine), threads)
             if timed is not None:
-                timed[dtype] = artifact
-            encoded = encode(artifact.tokenizer, ["warm up " * 24] * 8,
-                             max_length=artifact.meta.max_length)
+                timed[key] = artifact
             backend = Backend({"m": artifact})
-            backend.forward("m", encoded)
+            one, eight = (encode(artifact.tokenizer, ["warm up " * 24] * n,
+                                 max_length=artifact.meta.max_length) for n in (1, 8))
+            backend.forward("m", eight)
             start = time.perf_counter()
             for _ in range(3):
-                backend.forward("m", encoded)
-            timings[dtype] = (time.perf_counter() - start) / 3
-    return choose_dtype(path, timings=timings or None)
+                backend.forward("m", one)
+                backend.forward("m", eight)
+            timings[key] = (time.perf_counter() - start) / 3
+    engine, dtype, why = choose_runtime(path, timings=timings or None, engines=engines)
+    return Runtime(dtype, why, engine)
 
 
 def worker_plan(workers: int, threads: int, device: str, cores: int) -> tuple[int, int]:

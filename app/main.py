@@ -36,6 +36,7 @@ from app.metrics import Metrics
 from app.middleware import INFERENCE_PATHS, Admission, BodyLimit, ErrorGuard
 from app.schemas import ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest
 from app.settings import Settings
+from ltp.core.artifact import resolve_device
 from ltp.core.machine import tune_allocator
 
 log = logging.getLogger("app")
@@ -102,11 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         tune_allocator()
-        artifacts, app.state.precisions = load_models(settings)
-        device = next(iter(artifacts.values())).device.type
+        device = resolve_device(settings.device).type
         workers, threads = worker_plan(settings.workers, settings.threads, device,
                                        len(os.sched_getaffinity(0)))
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # before loading: engines size their thread pools by it
+        artifacts, app.state.precisions = load_models(settings, threads)
         # the event loop waits for the GIL while a worker runs Python between operators: a
         # shorter switch interval than the default 5 ms keeps that wait short
         sys.setswitchinterval(settings.gil_switch_ms / 1e3)
@@ -119,8 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warmup:
             warm_up(engine)
         for name, a in artifacts.items():
-            metrics.model_info.labels(name, a.meta.family, str(a.device), app.state.precisions[name][0],
-                                      str(name == settings.default_model).lower()).set(1)
+            runtime = app.state.precisions[name]
+            metrics.model_info.labels(name, a.meta.family, str(a.device), runtime.dtype,
+                                      runtime.engine, str(name == settings.default_model).lower()).set(1)
         metrics.backlog_seconds.set_function(lambda: engine.policy.backlog_seconds(time.monotonic()))
         for name, cost in engine.policy.costs.items():
             metrics.cost_per_token_seconds.labels(name).set_function(lambda c=cost: c.per_token_s)

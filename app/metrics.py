@@ -67,7 +67,8 @@ class Metrics:
         self.queue_sequences = Gauge("ltp_queue_sequences", "Sequences waiting", registry=r)
         self.queue_tokens = Gauge("ltp_queue_tokens", "Tokens waiting", registry=r)
         self.model_info = Gauge("ltp_model_info", "Loaded models (value 1)",
-                                ["model", "family", "device", "dtype", "default"], registry=r)
+                                ["model", "family", "device", "dtype", "engine", "default"],
+                                registry=r)
 
     def model_label(self, name: str | None) -> str:
         """The label of a model: its name when served, else one shared value (bounded)."""

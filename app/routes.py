@@ -81,8 +81,9 @@ async def models(request: Request, front: Front) -> ModelList:
         ModelInfo(name=name, default=name == settings.default_model, family=a.meta.family,
                   labels=a.meta.labels, max_length=a.meta.max_length,
                   thresholds=[round(t, 6) for t in a.meta.pruning.thresholds()],
-                  device=str(a.device), dtype=request.app.state.precisions[name][0],
-                  dtype_reason=request.app.state.precisions[name][1], eval=a.meta.eval)
+                  device=str(a.device), dtype=request.app.state.precisions[name].dtype,
+                  engine=request.app.state.precisions[name].engine,
+                  dtype_reason=request.app.state.precisions[name].why, eval=a.meta.eval)
         for name, a in front.artifacts.items()
     ])
 

@@ -104,7 +104,10 @@ class ModelInfo(BaseModel):
     thresholds: list[float]
     device: str
     dtype: str = Field(description="the precision it runs in: fp32, bf16, fp16 or int8")
-    dtype_reason: str = Field(description="why: set by --dtype, or what auto measured")
+    engine: str = Field("eager", description="how its pruned forward executes: eager torch or "
+                        "ONNX Runtime (ort)")
+    dtype_reason: str = Field(description="why this precision and engine: set by --dtype and "
+                              "--engine, or what auto measured")
     eval: dict
 
 
@@ -207,3 +210,4 @@ class Info(BaseModel):
     version: str
     sha: str | None = None
     docker_label: str | None = None
+    engine: str = Field("eager", description="not TEI's: how the pruned forward executes")

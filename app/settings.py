@@ -11,10 +11,11 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ltp.core.config import PRECISIONS
+from ltp.core.config import ENGINES, PRECISIONS
 from ltp.core.precision import MAX_DROP
 
 DTYPES = ("auto", *PRECISIONS)
+ENGINE_CHOICES = ("auto", *ENGINES)
 
 
 class Settings(BaseSettings):
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
         "precision: " + ", ".join(DTYPES) + "; auto times a warm-up in each precision this CPU "
         f"runs natively and serves the fastest whose recorded accuracy is within {MAX_DROP * 100:g} pt "
         "of fp32"))
+    engine: str = Field("auto", description=(
+        "how the pruned forward executes: " + ", ".join(ENGINE_CHOICES) + "; auto times a "
+        "warm-up of each engine (eager torch, ONNX Runtime) with each accurate native "
+        "precision, and serves the fastest pair"))
     # -- workers ------------------------------------------------------------------------
     workers: int = Field(0, description=(
         "inference workers, batches run side by side (0: auto, 2 on a CPU of 2+ cores, 1 on a GPU)"))
@@ -88,6 +93,13 @@ class Settings(BaseSettings):
     def _dtype(cls, value: str) -> str:
         if value not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in ENGINE_CHOICES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINE_CHOICES)}")
         return value
 
     @field_validator("max_batch_size", "max_batch_tokens", "max_queue_sequences", "max_inputs",

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from ltp.core.engines import Engine
 
 # operators whose self time is matrix-multiply work
 MATMUL_OPS = frozenset({
@@ -91,6 +95,37 @@ def _matmul_below(event) -> float:
     return total
 
 
+class LayerRanges(Engine):
+    """Another engine's steps inside ``ltp.layer{i}`` profiler ranges (the last layer's
+    ``first_token`` included), so that a profile can be read per layer."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner, self.name, self.encoder, self.options = inner, inner.name, inner.encoder, {}
+
+    def attention(self, layer, rows, counts, need_scores):
+        with record_function(f"ltp.layer{layer}"):
+            return self.inner.attention(layer, rows, counts, need_scores)
+
+    def feed_forward(self, layer, ctx, residual):
+        with record_function(f"ltp.layer{layer}"):
+            return self.inner.feed_forward(layer, ctx, residual)
+
+    def first_token(self, rows, counts):
+        with record_function(f"ltp.layer{self.encoder.num_layers - 1}"):
+            return self.inner.first_token(rows, counts)
+
+
+@contextmanager
+def layer_ranges(model) -> Iterator[None]:
+    """Run ``model``'s engine inside per-layer profiler ranges for the block."""
+    inner = model.engine
+    model.engine = LayerRanges(inner)
+    try:
+        yield
+    finally:
+        model.engine = inner
+
+
 def profile_batches(artifact, encoded, cfg, repeats: int = 2) -> dict:
     """Profile the compact forward over the bench inputs in length-sorted batches of
     ``cfg.batch_size`` (see ``ltp.bench.offline``): shares, top operators and per-layer times."""
@@ -101,8 +136,8 @@ def profile_batches(artifact, encoded, cfg, repeats: int = 2) -> dict:
 
     def run() -> None:
         for b in batches:
-            artifact.model.run(b, mode="compact", layout=cfg.layout)
+            artifact.model.run(b, mode="compact")
 
-    with torch.inference_mode():
+    with torch.inference_mode(), layer_ranges(artifact.model):
         result = profile_forward(run, repeats)
     return result | {"batches": len(batches), "batch_size": cfg.batch_size}

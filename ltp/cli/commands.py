@@ -67,11 +67,10 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     tuned = tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
-    artifact = load_artifact(args.model, device=args.device, dtype=args.dtype)
+    artifact = load_artifact(args.model, device=args.device, dtype=args.dtype, engine=args.engine)
     cfg = BenchConfig(
         batch_size=args.batch_size, max_length=args.max_length, min_tokens=args.min_tokens,
-        max_examples=args.max_examples, rounds=args.rounds, layout=args.layout,
-        order=args.order,
+        max_examples=args.max_examples, rounds=args.rounds, order=args.order,
     )
     encoded, labels = encode_split(artifact.tokenizer, args.dataset, args.split, args.max_length)
     result = run_bench(artifact, encoded, cfg, progress=show_progress())
@@ -87,6 +86,7 @@ def cmd_bench(args: argparse.Namespace) -> dict:
         "dataset": args.dataset, "split": args.split, "max_length": args.max_length,
         "min_tokens": args.min_tokens, "device": str(artifact.device),
         "device_name": device_name(artifact.device), "dtype": args.dtype,
+        **artifact.model.engine.describe(),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "allocator_tuned": tuned,
     }

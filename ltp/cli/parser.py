@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ltp.cli import commands
 from ltp.cli.output import emit
-from ltp.core.config import BATCH_ORDERS, LAYOUTS, PRECISIONS
+from ltp.core.config import BATCH_ORDERS, ENGINES, PRECISIONS
 
 log = logging.getLogger("ltp")
 
@@ -131,8 +131,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--dtype", default="fp32", choices=list(PRECISIONS),
                    help="precision of both forwards (int8: int8 encoder linears, CPU)")
-    p.add_argument("--layout", default="packed", choices=list(LAYOUTS),
-                   help="compact forward's layout: packed (no padding) or padded")
+    p.add_argument("--engine", default="eager", choices=list(ENGINES),
+                   help="how the compact forward executes: eager torch (attention input by "
+                        "input), eager with padded attention, or ONNX Runtime")
     p.add_argument("--order", default="length", choices=BATCH_ORDERS,
                    help="batches of similar lengths, or in arrival order (mixed lengths, as a "
                         "service's queue sees them)")

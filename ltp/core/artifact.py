@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ltp.core.config import FLOAT_PRECISIONS, PRECISIONS, PruningConfig
+from ltp.core.engines import engine_class
 from ltp.core.model import ForwardOutput, LTPModel
 from ltp.core.quant import INT8_FILE, is_int8, load_int8, quantize_model, save_int8
 from ltp.core.text import Encoded, PaddedBatch, pad_batch, padded_batches
@@ -184,21 +185,33 @@ def _load_hf(path: Path, dtype: torch.dtype, num_labels: int | None = None):
     return hf, tokenizer
 
 
-def load_artifact(path: str | Path, device: str = "cpu", dtype: str = "fp32") -> Artifact:
-    """Load an LTP artifact onto a device, in eval mode.
+def load_artifact(path: str | Path, device: str = "cpu", dtype: str = "fp32",
+                  engine: str = "eager", threads: int | None = None) -> Artifact:
+    """Load an LTP artifact onto a device, in eval mode, its compact forward on ``engine``.
 
-    ``dtype``: fp32, bf16, fp16, or int8 (CPU only): the encoder's linear layers run with the
-    artifact's saved int8 weights (``int8.safetensors``, see ``ltp quantize``), or, where it
-    has none, with weights quantised at load.
+    ``dtype``: fp32, bf16, fp16, or int8 (CPU only): on the eager engines the encoder's
+    linear layers run with the artifact's saved int8 weights (``int8.safetensors``, see
+    ``ltp quantize``), or, where it has none, with weights quantised at load; on ONNX
+    Runtime (``engine="ort"``: fp32 or int8, CPU) its graphs are quantised instead, and
+    ``threads`` sets each session's threads (default: torch's).
     """
+    resolve_dtype(dtype)  # an unknown precision is refused before anything loads
+    cls = engine_class(engine)
+    if dtype not in cls.precisions:
+        raise ArtifactError(f"the {engine} engine runs {list(cls.precisions)}, not dtype {dtype}")
     path = Path(path)
     meta_file = path / LTP_JSON
     if not meta_file.is_file():
         raise ArtifactError(f"{path} has no {LTP_JSON}: not an LTP artifact (see `ltp convert`)")
     meta = ArtifactMeta.from_dict(json.loads(meta_file.read_text()))
+    target = resolve_device(device)
+    if target.type not in cls.devices:
+        raise ArtifactError(f"the {engine} engine runs on {list(cls.devices)}, not {target.type}")
     hf, tokenizer = _load_hf(path, resolve_dtype(dtype))
-    model = LTPModel(hf, meta.pruning).to(resolve_device(device)).eval()
-    if dtype == "int8":
+    model = LTPModel(hf, meta.pruning).to(target).eval()
+    if engine == "ort":
+        model.set_engine(engine, precision=dtype, threads=threads)
+    elif dtype == "int8":
         if model.threshold_delta.device.type != "cpu":
             raise ArtifactError("int8 runs on the CPU only")
         state = load_int8(path)
@@ -206,6 +219,8 @@ def load_artifact(path: str | Path, device: str = "cpu", dtype: str = "fp32") ->
             log.warning("%s has no %s: quantising its weights at load (`ltp quantize` saves them)",
                         path, INT8_FILE)
         quantize_model(model, state)
+    if engine not in ("eager", "ort"):
+        model.set_engine(engine)
     return Artifact(model=model, tokenizer=tokenizer, meta=meta, path=path)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ltp.core.packing import pack, unpack
+from ltp.core.scoring import received_attention
+
 
 def split_heads(x: torch.Tensor, parts: int, num_heads: int) -> tuple[torch.Tensor, ...]:
     """(B, T, parts * d) fused projections -> ``parts`` views of shape (B, H, T, d/H)."""
@@ -79,3 +82,23 @@ def attend_inputs(qkv: torch.Tensor, counts: list[int], num_heads: int, need_sco
         ctxs.append(ctx.transpose(0, 1).reshape(n, width))
     scores = torch.cat(received) if need_scores else qkv.new_empty(0, dtype=torch.float32)
     return torch.cat(ctxs), scores
+
+
+def attend_padded(qkv: torch.Tensor, live: torch.Tensor, num_heads: int, need_scores: bool,
+                  dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Self-attention of packed rows on the batch padded to its longest input: (N, 3d) fused
+    projections -> context (N, d) and, when asked, the attention each token receives (N,)
+    fp32. One kernel launch per operator, whatever the batch size (the GPU's way)."""
+    ctx, probs = attend(*split_heads(unpack(qkv, live), 3, num_heads), live, need_scores, dropout_p)
+    ctx = pack(ctx.transpose(1, 2).flatten(2), live)  # (N, d)
+    return ctx, pack(received_attention(probs, live), live) if need_scores else None
+
+
+def attend_first(q: torch.Tensor, kv: torch.Tensor, live: torch.Tensor, num_heads: int,
+                 dropout_p: float = 0.0) -> torch.Tensor:
+    """Attention of each input's classifier token over its own tokens: queries (B, d) and
+    packed keys and values (N, 2d) -> context (B, d)."""
+    k, v = split_heads(unpack(kv, live), 2, num_heads)  # (B, H, T, dh)
+    (q,) = split_heads(q.unsqueeze(1), 1, num_heads)  # (B, H, 1, dh)
+    ctx, _ = attend(q, k, v, live, False, dropout_p)
+    return ctx.flatten(1)  # (B, d)

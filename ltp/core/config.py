@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact")
-LAYOUTS: tuple[str, ...] = ("packed", "padded")
+MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact", "unpruned")
+# How the compact forward executes (ltp.core.engines): eager PyTorch with attention input by
+# input, eager with padded attention, ONNX Runtime for the dense parts
+ENGINES: tuple[str, ...] = ("eager", "padded", "ort")
 # timed batches of ltp bench: similar lengths, or in data order (the mixed lengths a queue sees)
 BATCH_ORDERS: tuple[str, ...] = ("length", "arrival")
 STRATEGIES: tuple[str, ...] = ("threshold", "topk")

@@ -9,35 +9,33 @@ The encoder loop is ours; the weights are the wrapped model's. Modes:
               but stay in the tensors.
 * ``compact`` inference: kept tokens are gathered out after every layer's attention, so
               later layers really process fewer tokens.
+* ``unpruned`` the compact forward's loop and engine with every token kept: the dense
+              model on the same engine (what a speed-up is measured against).
 
-In every pruned mode the last layer keeps only the classifier token: after its attention
-nothing else reaches the head.
+``compact`` and ``unpruned`` run on packed rows through an engine (``ltp.core.engines``:
+how the attention and the dense parts execute), chosen when the model is loaded. In every
+pruned mode the last layer keeps only the classifier token: after its attention nothing
+else reaches the head.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.profiler import record_function
 
-from ltp.core.arch import Encoder, LayerParts, encoder_of
+from ltp.core.arch import Encoder, encoder_of
 from ltp.core.attention import attend, split_heads
 from ltp.core.config import MODES, PruningConfig
+from ltp.core.engines import Engine, make_engine
 from ltp.core.flops import dense_kept, encoder_flops, model_flops
-from ltp.core.layouts import LAYOUTS
+from ltp.core.packing import live_from_counts, pack, unpack
 from ltp.core.quant import Int8Linear
-from ltp.core.scoring import (
-    keep_mask,
-    live_from_counts,
-    normalize_scores,
-    received_attention,
-    soft_mask,
-    topk_mask,
-)
+from ltp.core.scoring import keep_mask, normalize_scores, received_attention, soft_mask, topk_mask
 
 if TYPE_CHECKING:
     from ltp.core.text import PaddedBatch
@@ -47,15 +45,14 @@ _PROJECTIONS = {"q": "query", "k": "key", "v": "value"}
 
 @dataclass
 class ForwardOutput:
-    """Result of one forward pass, per example."""
+    """Result of one forward pass, per example. FLOPs are computed when first read."""
 
     logits: torch.Tensor  # (B, C)
     input_tokens: torch.Tensor  # (B,) live tokens entering layer 0, on CPU
     kept_tokens: torch.Tensor  # (B, L) tokens kept after each layer, on CPU
-    flops: torch.Tensor  # (B,) encoder FLOPs (paper formula), float64 on CPU
-    flops_dense: torch.Tensor  # (B,) the same with no pruning
-    model_flops: torch.Tensor  # (B,) whole-model FLOPs
-    model_flops_dense: torch.Tensor  # (B,)
+    # (hidden size, feed-forward size, labels) for the FLOPs, and whether nothing was pruned
+    dims: tuple[int, int, int] = (0, 0, 0)
+    dense: bool = False
     # soft mode only: per pruning layer, the (B, T) masks and the live mask they apply to
     soft_masks: list[torch.Tensor] = field(default_factory=list)
     live: torch.Tensor | None = None
@@ -66,11 +63,36 @@ class ForwardOutput:
     # each input token; equal keep decisions in two runs give equal counts
     token_layers: torch.Tensor | None = None
 
+    @cached_property
+    def _full(self) -> torch.Tensor:
+        return dense_kept(self.input_tokens, self.kept_tokens.shape[1])
+
+    @cached_property
+    def flops(self) -> torch.Tensor:
+        """(B,) encoder FLOPs (paper formula), float64."""
+        return encoder_flops(*self.dims[:2], self.input_tokens, self.kept_tokens)
+
+    @cached_property
+    def flops_dense(self) -> torch.Tensor:
+        """(B,) the same with no pruning."""
+        return encoder_flops(*self.dims[:2], self.input_tokens, self._full)
+
+    @cached_property
+    def model_flops(self) -> torch.Tensor:
+        """(B,) whole-model FLOPs of the forward that ran."""
+        return model_flops(*self.dims, self.input_tokens, self.kept_tokens, dense=self.dense)
+
+    @cached_property
+    def model_flops_dense(self) -> torch.Tensor:
+        """(B,) whole-model FLOPs with no pruning."""
+        return model_flops(*self.dims, self.input_tokens, self._full, dense=True)
+
 
 class LTPModel(nn.Module):
     """A BERT/RoBERTa/DistilBERT classifier with per-layer learned pruning thresholds."""
 
-    def __init__(self, hf_model: nn.Module, pruning: PruningConfig | None = None) -> None:
+    def __init__(self, hf_model: nn.Module, pruning: PruningConfig | None = None,
+                 engine: str = "eager") -> None:
         super().__init__()
         self.hf = hf_model
         self.encoder: Encoder = encoder_of(hf_model)
@@ -87,6 +109,7 @@ class LTPModel(nn.Module):
         # fused projection weights per (layer, "qkv" | "kv" | "q"): a stamp and the fp32/bf16
         # weight and bias, or an Int8Linear
         self._fused: dict[tuple[int, str], tuple | Int8Linear] = {}
+        self.engine: Engine = make_engine(engine, self)
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module signature
         # Thresholds are compared in fp32 whatever the weights' dtype: follow the device only.
@@ -120,13 +143,25 @@ class LTPModel(nn.Module):
 
     # -- forward ------------------------------------------------------------------------
 
+    def set_engine(self, engine: str | Engine, **options) -> Engine:
+        """Run ``compact`` and ``unpruned`` on ``engine`` (a name of ``ltp.core.config.ENGINES``,
+        made with ``options``, or an instance) from now on; returns it."""
+        self.engine = engine if isinstance(engine, Engine) else make_engine(engine, self, **options)
+        return self.engine
+
+    def rebuild(self) -> None:
+        """After the wrapped model's layers were replaced (int8): the family view, the fused
+        projections and the engine are made again from the new layers."""
+        self.encoder = encoder_of(self.hf)
+        self._fused.clear()
+        self.engine = make_engine(self.engine.name, self, **self.engine.options)
+
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         mode: str = "compact",
-        layout: str = "packed",
         track_tokens: bool = False,
     ) -> ForwardOutput:
         """Run the classifier. Inputs are right-padded (B, T); position 0 is the classifier token.
@@ -138,42 +173,27 @@ class LTPModel(nn.Module):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         live = attention_mask.bool()
         x = self.encoder.embed(input_ids, token_type_ids)  # (B, T, d)
-        scores: list[tuple[torch.Tensor, torch.Tensor]] = []
-        masks: list[torch.Tensor] = []
-        if mode == "compact":
-            cls, kept, survived = self._run_compact(x, live, LAYOUTS[layout], track_tokens)
+        enc = self.encoder
+        extras: dict = {}
+        if mode in ("compact", "unpruned"):
+            cls, kept, survived = self._run_compact(x, live, mode == "compact", track_tokens)
+            if track_tokens:
+                extras["token_layers"] = survived.cpu()
         elif mode == "dense":
             cls, kept = self._run_dense(x, live)
         elif mode == "soft":
-            cls, kept, masks = self._run_soft(x, live)
+            cls, kept, extras["soft_masks"] = self._run_soft(x, live)
+            extras["live"] = live
         else:
-            cls, kept, scores = self._run_masked(x, live)
-        logits = self.encoder.head(cls)
-        out = self._output(logits, live.sum(dim=1).cpu(), kept.cpu(), mode, masks, live)
-        out.scores = scores
-        if mode == "compact" and track_tokens:
-            out.token_layers = survived.cpu()
-        return out
+            cls, kept, extras["scores"] = self._run_masked(x, live)
+        return ForwardOutput(logits=enc.head(cls), input_tokens=live.sum(dim=1).cpu(),
+                             kept_tokens=kept.cpu(),
+                             dims=(enc.hidden_size, enc.intermediate_size, enc.num_labels),
+                             dense=mode in ("dense", "unpruned"), **extras)
 
     def run(self, batch: PaddedBatch, **kwargs) -> ForwardOutput:
-        """``forward`` on a padded batch; ``kwargs`` as ``forward``'s (mode, layout, ...)."""
+        """``forward`` on a padded batch; ``kwargs`` as ``forward``'s (mode, track_tokens)."""
         return self(batch.input_ids, batch.attention_mask, batch.token_type_ids, **kwargs)
-
-    def _output(self, logits, n_in, kept, mode, masks, live) -> ForwardOutput:
-        enc = self.encoder
-        d, d_ff, c = enc.hidden_size, enc.intermediate_size, enc.num_labels
-        full = dense_kept(n_in, enc.num_layers)
-        return ForwardOutput(
-            logits=logits,
-            input_tokens=n_in,
-            kept_tokens=kept,
-            flops=encoder_flops(d, d_ff, n_in, kept),
-            flops_dense=encoder_flops(d, d_ff, n_in, full),
-            model_flops=model_flops(d, d_ff, c, n_in, kept, dense=mode == "dense"),
-            model_flops_dense=model_flops(d, d_ff, c, n_in, full, dense=True),
-            soft_masks=masks,
-            live=live if mode == "soft" else None,
-        )
 
     # -- shared layer pieces ------------------------------------------------------------
 
@@ -181,10 +201,10 @@ class LTPModel(nn.Module):
         p = self.encoder.hidden_dropout
         return F.dropout(x, p=p, training=True) if self.training and p > 0 else x
 
-    def _attn_dropout(self) -> float:
+    def attention_dropout(self) -> float:
         return self.encoder.attn_dropout if self.training else 0.0
 
-    def _project(self, layer: int, x: torch.Tensor, which: str) -> torch.Tensor:
+    def project(self, layer: int, x: torch.Tensor, which: str) -> torch.Tensor:
         """One matmul for the layer's projections named in ``which`` ("qkv", "kv", "q")."""
         linears = [getattr(self.encoder.layers[layer], _PROJECTIONS[c]) for c in which]
         if isinstance(linears[0], Int8Linear):  # int8 weights never change: fuse once
@@ -206,8 +226,9 @@ class LTPModel(nn.Module):
             cached = self._fused[(layer, which)] = (stamp, weight, bias)
         return F.linear(x, cached[1], cached[2])
 
-    def _finish(self, parts: LayerParts, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    def finish(self, layer: int, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """Output projection, residual + LayerNorm, feed-forward, residual + LayerNorm."""
+        parts = self.encoder.layers[layer]
         a = parts.attn_norm(self._dropout(parts.attn_out(ctx)) + residual)
         h = parts.ffn_out(parts.activation(parts.ffn_in(a)))
         return parts.ffn_norm(self._dropout(h) + a)
@@ -237,9 +258,9 @@ class LTPModel(nn.Module):
                     weight: torch.Tensor | None = None):
         """Layer ``i`` on (B, T, d), shapes unchanged: its output and, when asked, the
         attention probabilities; ``weight`` (B, T) are soft keep probabilities of the keys."""
-        q, k, v = split_heads(self._project(i, x, "qkv"), 3, self.encoder.num_heads)
-        ctx, probs = attend(q, k, v, live, need_probs, self._attn_dropout(), weight)
-        return self._finish(self.encoder.layers[i], ctx.transpose(1, 2).flatten(2), x), probs
+        q, k, v = split_heads(self.project(i, x, "qkv"), 3, self.encoder.num_heads)
+        ctx, probs = attend(q, k, v, live, need_probs, self.attention_dropout(), weight)
+        return self.finish(i, ctx.transpose(1, 2).flatten(2), x), probs
 
     def _run_dense(self, x: torch.Tensor, live: torch.Tensor):
         """No pruning: every layer keeps every live token."""
@@ -292,54 +313,47 @@ class LTPModel(nn.Module):
         kept.append(torch.ones_like(n_in))
         return x[:, 0], torch.stack(kept, dim=1), scores_out
 
-    # -- compact: kept tokens are gathered out --------------------------------------------
+    # -- compact and unpruned: packed rows through the engine ------------------------------
 
-    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, layout, track: bool = False):
-        thresholds = self.thresholds().detach()
-        n_in = live.sum(dim=1)
-        rows = layout.rows(x, live)  # packed (N, d) or padded (B, T, d)
-        kept = []
+    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, prune: bool, track: bool = False):
+        """The layer loop on packed rows; ``prune`` false keeps every token (and runs the
+        last layer on every token, as a dense model does)."""
+        engine, thresholds = self.engine, self.thresholds().detach()
+        n_in = counts = live.sum(dim=1)  # (B,)
+        rows = pack(x, live)  # (N, d)
         origin = torch.arange(live.shape[1], device=live.device).expand_as(live) if track else None
         survived = torch.zeros_like(live, dtype=torch.long) if track else None  # (B, T)
+        kept = []
         for i in range(self.encoder.num_layers - 1):
-            with record_function(f"ltp.layer{i}"):  # per-layer ranges for ltp.bench.profiling
-                rows, new_live, keep = self._compact_layer(i, rows, live, thresholds[i], n_in,
-                                                           layout)
-            if track:  # original column of every live slot, and how many layers each survived
-                if keep is not None:
-                    moved = torch.zeros_like(new_live, dtype=torch.long)
-                    moved[new_live] = origin[keep]
-                    origin = moved
-                survived.scatter_add_(1, origin, new_live.long())
-            live = new_live
-            kept.append(live.sum(dim=1))
-        with record_function(f"ltp.layer{self.encoder.num_layers - 1}"):
-            cls = self._last_layer(rows, live, layout)
-        kept.append(torch.ones_like(live[:, 0], dtype=torch.long))
+            prunes = prune and self._prunes(i, thresholds[i])  # if not, no scores are needed
+            ctx, received = engine.attention(i, rows, counts, prunes)
+            if prunes:
+                live = live_from_counts(counts)
+                keep = self._keep(i, self._scores(unpack(received, live), live), thresholds[i],
+                                  live, n_in)  # (B, T)
+                if not torch.equal(keep, live):  # something dropped: gather the kept rows
+                    ctx, rows, counts = ctx[keep[live]], rows[keep[live]], keep.sum(dim=1)
+                    if track:
+                        origin = _follow(origin, keep, counts)
+            if track:
+                survived.scatter_add_(1, origin, live_from_counts(counts).long())
+            rows = engine.feed_forward(i, ctx, rows)
+            kept.append(counts)
+        if prune:
+            cls = engine.first_token(rows, counts)
+            kept.append(torch.ones_like(counts))
+        else:
+            last = self.encoder.num_layers - 1
+            ctx, _ = engine.attention(last, rows, counts, False)
+            cls = engine.feed_forward(last, ctx, rows)[torch.cumsum(counts, 0) - counts]
+            kept.append(counts)
         return cls, torch.stack(kept, dim=1), survived
 
-    def _compact_layer(self, i: int, rows, live, threshold, n_in, layout):
-        """One layer on the live rows: (rows, live after it, keep mask or None if all stay)."""
-        can_prune = self._prunes(i, threshold)  # if not, no scores are needed
-        ctx, received = layout.attend(self._project(i, rows, "qkv"), live,
-                                      self.encoder.num_heads, can_prune,
-                                      self._attn_dropout())  # rows of (.., d)
-        parts = self.encoder.layers[i]
-        if can_prune:
-            keep = self._keep(i, self._scores(received, live), threshold, live, n_in)
-        if not can_prune or torch.equal(keep, live):  # nothing dropped: no gather needed
-            return self._finish(parts, ctx, rows), live, None
-        new_live = live_from_counts(keep.sum(dim=1))  # (B, T')
-        ctx_kept = layout.keep_rows(ctx, live, keep, new_live)
-        residual = layout.keep_rows(rows, live, keep, new_live)
-        return self._finish(parts, ctx_kept, residual), new_live, keep
 
-    def _last_layer(self, rows, live, layout) -> torch.Tensor:
-        """Only the classifier token's row feeds the head: one query, full keys and values."""
-        last = self.encoder.num_layers - 1
-        heads = self.encoder.num_heads
-        cls = layout.first_rows(rows, live)  # (B, d)
-        k, v = split_heads(layout.to_padded(self._project(last, rows, "kv"), live), 2, heads)
-        (q,) = split_heads(self._project(last, cls.unsqueeze(1), "q"), 1, heads)  # (B, H, 1, dh)
-        ctx, _ = attend(q, k, v, live, False, self._attn_dropout())  # (B, H, 1, dh)
-        return self._finish(self.encoder.layers[last], ctx.flatten(1), cls)  # (B, d)
+def _follow(origin: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The original column of every live slot after a gather: ``origin`` (B, T) of the slots
+    before it, ``keep`` (B, T) the slots kept, ``counts`` (B,) how many -> (B, T')."""
+    live = live_from_counts(counts)
+    moved = torch.zeros_like(live, dtype=torch.long)
+    moved[live] = origin[keep]
+    return moved

@@ -155,8 +155,6 @@ def quantize_model(model, state: dict[str, torch.Tensor] | None = None, per_toke
     ``state`` holds saved int8 weights (``int8_state``); without it the fp32 weights are
     quantised now. ``which``: the ``PARTS`` to quantise, in every layer or per layer index.
     """
-    from ltp.core.arch import encoder_of
-
     if model.threshold_delta.device.type != "cpu":
         raise ValueError("int8 runs on the CPU only (fbgemm)")
     state = state if state is not None else int8_state(model)
@@ -169,8 +167,7 @@ def quantize_model(model, state: dict[str, torch.Tensor] | None = None, per_toke
             parent, _, attr = names[id(getattr(parts, part))].rpartition(".")
             setattr(model.hf.get_submodule(parent), attr, lin)
     model.hf.float()
-    model.encoder = encoder_of(model.hf)
-    model._fused.clear()
+    model.rebuild()
 
 
 def save_int8(model, out_dir: str | Path) -> Path:

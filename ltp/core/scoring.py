@@ -70,9 +70,3 @@ def soft_mask(
     mask = torch.sigmoid((scores - threshold) / temperature) * live
     ones = torch.ones_like(mask[:, :1])
     return torch.cat([ones, mask[:, 1:]], dim=1)  # (B, T)
-
-
-def live_from_counts(counts: torch.Tensor) -> torch.Tensor:
-    """Left-aligned live mask for per-example token counts: (B,) -> (B, max count) bool."""
-    width = int(counts.max())
-    return torch.arange(width, device=counts.device) < counts[:, None]

@@ -8,21 +8,25 @@ import json
 from pathlib import Path
 
 from ltp.core.artifact import load_artifact
+from ltp.core.engines import engine_class
 from ltp.core.machine import read_cpu_features
-from ltp.core.precision import native_precisions
+from ltp.core.precision import cpu_engines, native_precisions, runtime_key, split_key
 from ltp.eval.evaluate import evaluate
 
 
 def measure_precisions(artifact_dir: str | Path, examples: list, precisions=("fp32", "bf16", "int8"),
                        batch_size: int = 64) -> dict[str, dict]:
     """Accuracy of the compact forward in each precision on ``examples`` (a dev split), for
-    ``ltp.json``'s ``eval.precision``: ``{"fp32": {"accuracy": ...}, ...}``."""
+    ``ltp.json``'s ``eval.precision``: ``{"fp32": {"accuracy": ...}, "ort-int8": ...}``; a
+    name is a precision on the eager engine, or ``engine-precision``
+    (``ltp.core.precision.runtime_key``)."""
     out = {}
-    for precision in precisions:
-        artifact = load_artifact(artifact_dir, dtype=precision)
+    for key in precisions:
+        engine, precision = split_key(key)
+        artifact = load_artifact(artifact_dir, dtype=precision, engine=engine)
         result = evaluate(artifact, examples, mode="compact", batch_size=batch_size)
-        out[precision] = {"accuracy": result["accuracy"], "examples": result["examples"],
-                          "relative_flops": result["relative_flops"]}
+        out[key] = {"accuracy": result["accuracy"], "examples": result["examples"],
+                    "relative_flops": result["relative_flops"]}
     return out
 
 
@@ -38,7 +42,9 @@ def record_precisions(artifact_dir: str | Path, examples: list, precisions=None,
     build's fp32 dev evaluation), taken as they are. Returns the table written.
     """
     native = native_precisions(read_cpu_features() if features is None else features)
-    chosen = list(precisions) if precisions else [p for p in ("fp32", "bf16", "int8") if p in native]
+    chosen = list(precisions) if precisions else [
+        runtime_key(e, p) for e in cpu_engines() for p in ("fp32", "bf16", "int8")
+        if p in native and p in engine_class(e).precisions]
     if "fp32" not in chosen:
         chosen.insert(0, "fp32")  # the reference every other precision is compared with
     known = {name: row for name, row in (known or {}).items() if name in chosen}
@@ -46,7 +52,7 @@ def record_precisions(artifact_dir: str | Path, examples: list, precisions=None,
                                        [p for p in chosen if p not in known], batch_size)
     table = {name: table[name] for name in chosen}
     for name, row in table.items():
-        row["native"] = native.get(name, "emulated on the measuring CPU")
+        row["native"] = native.get(split_key(name)[1], "emulated on the measuring CPU")
     path = Path(artifact_dir) / "ltp.json"
     meta = json.loads(path.read_text())
     meta.setdefault("eval", {})["precision"] = table

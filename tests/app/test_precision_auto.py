@@ -6,8 +6,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from app.loading import pick_precision
+from app.loading import pick_runtime
 from app.main import create_app
+from app.settings import Settings
 from tests.app.conftest import settings_for
 from tests.conftest import make_artifact
 
@@ -29,7 +30,7 @@ def fake_cpu(monkeypatch, flags: set[str]) -> None:
 
 def test_auto_times_the_accurate_native_precisions(recorded, monkeypatch):
     fake_cpu(monkeypatch, {"avx2", "avx512_bf16"})  # bf16 native, but 10 pt less accurate
-    dtype, why = pick_precision(recorded)
+    dtype, why, _ = pick_runtime(recorded, Settings())
     assert dtype in ("fp32", "int8")
     assert "fastest of fp32" in why and "int8" in why and "bf16" in why  # bf16 named as refused
 
@@ -37,7 +38,7 @@ def test_auto_times_the_accurate_native_precisions(recorded, monkeypatch):
 def test_auto_without_recorded_accuracy_serves_fp32(tmp_path, monkeypatch):
     fake_cpu(monkeypatch, {"avx2", "amx_bf16", "amx_int8"})
     make_artifact(tmp_path / "plain", ["neg", "pos"])
-    assert pick_precision(tmp_path / "plain")[0] == "fp32"
+    assert pick_runtime(tmp_path / "plain", Settings())[0] == "fp32"
 
 
 def test_models_and_info_show_the_precision_and_why(recorded, monkeypatch):
@@ -49,6 +50,7 @@ def test_models_and_info_show_the_precision_and_why(recorded, monkeypatch):
     with TestClient(create_app(settings_for(recorded.parent, dtype="int8"))) as c:
         (model,) = c.get("/models").json()["models"]
         assert (model["dtype"], model["dtype_reason"]) == ("int8", "set by --dtype")
+        assert model["engine"] == "eager"
         assert c.post("/classify", json={"inputs": "a good film"}).status_code == 200
 
 
@@ -66,3 +68,19 @@ def test_the_chosen_precision_is_loaded_once(recorded, monkeypatch):
     artifacts, precisions = app.loading.load_models(settings)
     assert sorted(loads) == ["fp32", "int8"], "each candidate loaded once, the chosen one reused"
     assert precisions[recorded.name][0] in ("fp32", "int8")
+
+
+def test_auto_times_onnx_runtime_beside_eager_and_shows_the_engine(recorded, monkeypatch):
+    fake_cpu(monkeypatch, {"avx2"})
+    meta = json.loads((recorded / "ltp.json").read_text())
+    meta["eval"]["precision"] |= {"ort-fp32": {"accuracy": 0.80}, "ort-int8": {"accuracy": 0.70}}
+    (recorded / "ltp.json").write_text(json.dumps(meta))
+    runtime = pick_runtime(recorded, Settings())
+    assert "ort-fp32" in runtime.why and "fastest of" in runtime.why
+    assert "ort-int8" in runtime.why.split("not accurate enough")[1], "10 pt below fp32: left out"
+    with TestClient(create_app(settings_for(recorded.parent, engine="ort"))) as c:
+        (model,) = c.get("/models").json()["models"]
+        assert model["engine"] == "ort" and model["dtype"] == "fp32"
+        assert c.get("/info").json()["engine"] == "ort"
+        reply = c.post("/classify", json={"inputs": "a good film"})
+        assert reply.status_code == 200

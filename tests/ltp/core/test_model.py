@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ltp.core.config import PruningConfig
+from ltp.core.config import ENGINES, PruningConfig
 from ltp.core.model import LTPModel
 from tests.conftest import padded_batch, tiny_classifier
 
@@ -16,43 +16,45 @@ def pruning_half(num_layers: int = 3) -> PruningConfig:
                          delta=[1.0 / NORMALIZER] * num_layers)
 
 
-def run(model, ids, mask, mode, layout="packed"):
+def run(model, ids, mask, mode, engine="eager"):
+    if model.engine.name != engine:
+        model.set_engine(engine)
     with torch.no_grad():
-        return model(ids, mask, mode=mode, layout=layout)
+        return model(ids, mask, mode=mode)
 
 
-@pytest.mark.parametrize("mode,layout", [("dense", "packed"), ("masked", "packed"),
-                                         ("compact", "packed"), ("compact", "padded")])
-def test_zero_thresholds_equal_hf_logits(hf_model, batch, mode, layout):
+@pytest.mark.parametrize("mode,engine", [("dense", "eager"), ("masked", "eager"),
+                                         *((m, e) for m in ("compact", "unpruned") for e in ENGINES)])
+def test_zero_thresholds_equal_hf_logits(hf_model, batch, mode, engine):
     ids, mask = batch
     model = LTPModel(hf_model, PruningConfig(num_layers=3, final_threshold=0.0)).eval()
     with torch.no_grad():
         reference = hf_model(input_ids=ids, attention_mask=mask).logits
-    out = run(model, ids, mask, mode, layout)
+    out = run(model, ids, mask, mode, engine)
     torch.testing.assert_close(out.logits, reference, atol=1e-4, rtol=1e-4)
     assert out.input_tokens.tolist() == mask.sum(1).tolist()
 
 
-@pytest.mark.parametrize("layout", ["packed", "padded"])
-def test_compact_equals_masked_reference(hf_model, batch, layout):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_compact_equals_masked_reference(hf_model, batch, engine):
     ids, mask = batch
     model = LTPModel(hf_model, pruning_half()).eval()
     masked = run(model, ids, mask, "masked")
-    compact = run(model, ids, mask, "compact", layout)
+    compact = run(model, ids, mask, "compact", engine)
     assert torch.equal(masked.kept_tokens, compact.kept_tokens)
     torch.testing.assert_close(compact.logits, masked.logits, atol=1e-5, rtol=1e-5)
     # the thresholds really pruned something before the last layer
     assert (compact.kept_tokens[:, 0] < compact.input_tokens).any()
 
 
-@pytest.mark.parametrize("layout", ["packed", "padded"])
-def test_median_scores_compact_equals_masked_reference(hf_model, batch, layout):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_median_scores_compact_equals_masked_reference(hf_model, batch, engine):
     ids, mask = batch
     pruning = pruning_half()
     pruning.score_norm = "median"
     model = LTPModel(hf_model, pruning).eval()
     masked = run(model, ids, mask, "masked")
-    compact = run(model, ids, mask, "compact", layout)
+    compact = run(model, ids, mask, "compact", engine)
     assert torch.equal(masked.kept_tokens, compact.kept_tokens)
     torch.testing.assert_close(compact.logits, masked.logits, atol=1e-5, rtol=1e-5)
     assert (compact.kept_tokens[:, 0] < compact.input_tokens).any()

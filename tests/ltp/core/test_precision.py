@@ -59,3 +59,34 @@ def test_cpu_features_read_from_cpuinfo(tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
     assert read_cpu_features(cpuinfo) == {"fpu", "avx2", "amx_bf16"}
     assert read_cpu_features(tmp_path / "missing") == set()
+
+
+def test_engine_and_precision_chosen_together_by_timings(artifact_dir):
+    from ltp.core.precision import choose_runtime
+
+    folder = artifact_dir({"fp32": 0.853, "int8": 0.850, "ort-fp32": 0.853, "ort-int8": 0.851})
+    timings = {"fp32": 0.030, "int8": 0.024, "ort-fp32": 0.020, "ort-int8": 0.011}
+    engine, precision, why = choose_runtime(folder, cpu_features=AVX2, timings=timings,
+                                            engines=("eager", "ort"))
+    assert (engine, precision) == ("ort", "int8") and "ort-int8 11.0 ms" in why
+    slow = timings | {"ort-int8": 0.040, "ort-fp32": 0.050}
+    assert choose_runtime(folder, AVX2, slow, engines=("eager", "ort"))[:2] == ("eager", "int8")
+    assert choose_runtime(folder, AVX2, timings, engines=("eager",))[:2] == ("eager", "int8")
+
+
+def test_an_inaccurate_engine_is_not_served(artifact_dir):
+    from ltp.core.precision import candidates, choose_runtime
+
+    folder = artifact_dir({"fp32": 0.853, "ort-fp32": 0.853, "ort-int8": 0.82})  # int8 not recorded
+    ok, left_out = candidates(folder, AVX2, engines=("eager", "ort"))
+    assert set(ok) == {"fp32", "ort-fp32"} and set(left_out) == {"int8", "ort-int8"}
+    engine, precision, why = choose_runtime(folder, AVX2, {"fp32": 0.03, "ort-fp32": 0.02, "ort-int8": 0.001},
+                                            engines=("eager", "ort"))
+    assert (engine, precision) == ("ort", "fp32") and "ort-int8" in why  # named as left out
+
+
+def test_runtime_keys_round_trip():
+    from ltp.core.precision import runtime_key, split_key
+
+    assert runtime_key("eager", "int8") == "int8" and runtime_key("ort", "int8") == "ort-int8"
+    assert split_key("ort-int8") == ("ort", "int8") and split_key("bf16") == ("eager", "bf16")

@@ -2,15 +2,9 @@
 
 import torch
 
-from ltp.core.attention import attend
-from ltp.core.layouts import PackedLayout, PaddedLayout
-from ltp.core.scoring import (
-    keep_mask,
-    live_from_counts,
-    normalize_scores,
-    received_attention,
-    soft_mask,
-)
+from ltp.core.attention import attend, attend_inputs, attend_padded
+from ltp.core.packing import first_rows, live_from_counts, pack, unpack
+from ltp.core.scoring import keep_mask, normalize_scores, received_attention, soft_mask
 
 
 def importance_scores(probs, live, normalizer, norm="fixed"):
@@ -59,39 +53,42 @@ def test_soft_mask_is_half_at_the_threshold():
     assert theta.grad < 0
 
 
-def test_layouts_agree():
+def test_packed_rows_keep_and_read_out_as_a_padded_batch_would():
     live = torch.tensor([[True, True, True], [True, False, False]])
     x = torch.arange(18.0).view(2, 3, 3)
     keep = torch.tensor([[True, False, True], [True, False, False]])
     new_live = live_from_counts(keep.sum(1))
-    packed_rows = PackedLayout.rows(x, live)
+    packed_rows = pack(x, live)
     assert packed_rows.shape == (4, 3)
-    packed = PackedLayout.keep_rows(packed_rows, live, keep, new_live)
-    padded = PaddedLayout.keep_rows(x, live, keep, new_live)
-    assert torch.equal(PackedLayout.to_padded(packed, new_live), padded * new_live[..., None])
-    assert torch.equal(PackedLayout.first_rows(packed, new_live), PaddedLayout.first_rows(padded, new_live))
+    assert torch.equal(unpack(packed_rows, live), x * live[..., None])
+    packed = packed_rows[keep[live]]
+    padded = torch.stack([x[0, [0, 2]], torch.stack([x[1, 0], torch.zeros(3)])])  # kept, left-aligned
+    assert torch.equal(unpack(packed, new_live), padded * new_live[..., None])
+    assert torch.equal(first_rows(packed, keep.sum(1)), padded[:, 0])
 
 
 def test_packed_attention_input_by_input_matches_the_padded_batch():
     g = torch.Generator().manual_seed(1)
-    live = live_from_counts(torch.tensor([5, 1, 3]))
+    counts = torch.tensor([5, 1, 3])
+    live = live_from_counts(counts)
     heads, width = 2, 8
     qkv = torch.randn(*live.shape, 3 * width, generator=g, requires_grad=True)
     for need_scores in (True, False):
-        ref_ctx, ref_received = PaddedLayout.attend(qkv, live, heads, need_scores)
-        ctx, received = PackedLayout.attend(PackedLayout.rows(qkv, live), live, heads, need_scores)
+        ref_ctx, ref_received = attend_padded(pack(qkv, live), live, heads, need_scores)
+        ctx, received = attend_inputs(pack(qkv, live), counts.tolist(), heads, need_scores, 0.0)
         assert ctx.shape == (int(live.sum()), width)
-        assert torch.allclose(ctx, ref_ctx[live], atol=1e-6)
+        assert torch.allclose(ctx, ref_ctx, atol=1e-6)
         if need_scores:
             assert torch.allclose(received, ref_received, atol=1e-6)
-            assert torch.allclose(received.sum(dim=1), 2.0 * live.sum(dim=1))  # H rows of 1 each
+            assert torch.allclose(unpack(received, live).sum(dim=1), 2.0 * counts)  # H rows of 1 each
         else:
-            assert received is None and ref_received is None
+            assert received.numel() == 0 and ref_received is None
     ctx.sum().backward()  # the hard stage trains through it
     assert qkv.grad is not None and qkv.grad[~live].abs().sum() == 0
 
 
-def test_layout_names_are_the_configs():
-    from ltp.core import config, layouts
+def test_engine_names_are_the_configs():
+    from ltp.core import config
+    from ltp.core.engines import engine_class
 
-    assert tuple(layouts.LAYOUTS) == config.LAYOUTS
+    assert [engine_class(name).name for name in config.ENGINES] == list(config.ENGINES)
