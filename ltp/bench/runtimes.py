@@ -36,7 +36,9 @@ from ltp.data.encoding import encode_split
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "ltp-fp32", "ltp-bf16", "ltp-int8")
+RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "ltp-fp32", "ltp-bf16", "ltp-int8",
+            "ltp-ort-fp32", "ltp-ort-int8")
+DENSE = ("torch", "ort")  # the dense runtimes' kinds: what a user would run instead
 Forward = Callable[[PaddedBatch], torch.Tensor]  # one padded batch -> (B, C) logits
 
 
@@ -57,9 +59,10 @@ def native_runtimes(features: set[str] | None = None) -> list[str]:
 class RuntimeBenchConfig:
     batch_size: int = 32
     max_length: int = 256
-    max_examples: int = 0  # 0: the whole split
-    latency_examples: int = 64
-    rounds: int = 2
+    max_examples: int = 0  # inputs of the accuracy pass (0: the whole split)
+    timed_examples: int = 256  # the first this many are timed at batch_size (0: all)
+    latency_examples: int = 100  # the first this many are timed one at a time
+    rounds: int = 3
     runtimes: list[str] = field(default_factory=list)  # empty: all
 
 
@@ -116,33 +119,37 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
     forwards: dict[str, Forward] = {}
     onnx_path = None
     for name in names:
-        kind, precision = name.split("-")
-        if kind == "ltp":
-            forwards[name] = _ltp_forward(load_artifact(ltp_dir, dtype=precision))
+        kind, precision = name.rsplit("-", 1)
+        if kind in ("ltp", "ltp-ort"):
+            engine = "ort" if kind == "ltp-ort" else "eager"
+            if engine == "ort" and not _has_ort(name):
+                continue
+            forwards[name] = _ltp_forward(load_artifact(ltp_dir, dtype=precision, engine=engine))
         elif kind == "torch":
             forwards[name] = _hf_forward(load_artifact(dense_dir, dtype=precision))
         elif kind == "ort":
-            try:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-            except ImportError:
-                log.warning("onnxruntime is not installed (pip install 'ltp-serve[runtimes]'): "
-                            "skipping %s", name)
+            if not _has_ort(name):
                 continue
+            from ltp.core.engines.ort import quantize_graph
+
             if onnx_path is None:
                 onnx_path = export_onnx(load_artifact(dense_dir), workdir / "dense.onnx")
             path = onnx_path
             if precision == "int8":
-                path = workdir / "dense-int8.onnx"
-                root = logging.getLogger()
-                level, root.level = root.level, logging.WARNING  # it logs every tensor at INFO
-                try:
-                    quantize_dynamic(onnx_path, path, weight_type=QuantType.QInt8, per_channel=True)
-                finally:
-                    root.setLevel(level)
+                path = quantize_graph(onnx_path, workdir / "dense-int8.onnx")
             forwards[name] = _ort_forward(path, torch.get_num_threads())
         else:
             raise ValueError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
     return forwards
+
+
+def _has_ort(name: str) -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        log.warning("onnxruntime is not installed: skipping %s", name)
+        return False
+    return True
 
 
 def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Tensor]:
@@ -152,38 +159,45 @@ def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Te
 
 
 def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: int,
-            cfg: RuntimeBenchConfig, progress: bool = False) -> list[dict]:
-    """Accuracy, seq/s and batch-1 p50 latency of each runtime on the same inputs;
-    ``progress``: a bar on stderr, one step per timed pass of a runtime."""
+            cfg: RuntimeBenchConfig, progress: bool = False) -> tuple[list[dict], dict]:
+    """Per runtime (a row each, and the counts of inputs), on the same inputs: accuracy on
+    all of ``encoded``; seq/s on the first ``cfg.timed_examples`` in length-sorted batches
+    (best of ``cfg.rounds`` passes, the runtimes alternating pass by pass); batch-1 p50 and
+    p90 latency over the first ``cfg.latency_examples`` inputs one at a time (the runtimes
+    alternating input by input).
+    ``progress``: a bar on stderr."""
     grouped = padded_batches(encoded, pad_id, cfg.batch_size)
-    batches = [b for _, b in grouped]
     gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
+    timed_inputs = encoded[: cfg.timed_examples or len(encoded)]
+    timed = [b for _, b in padded_batches(timed_inputs, pad_id, cfg.batch_size)]
     singles = [pad_batch([e], pad_id) for e in encoded[: cfg.latency_examples]]
     times: dict[str, list[float]] = {name: [] for name in forwards}
+    latency: dict[str, list[float]] = {name: [] for name in forwards}
     correct: dict[str, int] = {}
-    bar = tqdm(total=(cfg.rounds + 1) * len(forwards), desc="runtimes", unit="pass",
+    bar = tqdm(total=(cfg.rounds + 2) * len(forwards), desc="runtimes", unit="pass",
                disable=not progress, dynamic_ncols=True)
     with torch.inference_mode(), bar:
-        for forward in forwards.values():  # warm-up
-            forward(batches[-1])
+        for name, forward in forwards.items():  # the accuracy pass warms each runtime up
+            correct[name] = int((_pass(forward, [b for _, b in grouped])[1] == gold).sum())
+            bar.update()
         for _ in range(cfg.rounds):
             for name, forward in forwards.items():
-                seconds, predicted = _pass(forward, batches)
-                times[name].append(seconds)
-                correct[name] = int((predicted == gold).sum())
+                times[name].append(_pass(forward, timed)[0])
                 bar.update()
-        latency = {}
-        for name, forward in forwards.items():
-            latency[name] = [_pass(forward, [s])[0] for s in singles]
-            bar.update()
-    n = len(encoded)
+        for single in singles:
+            for name, forward in forwards.items():
+                latency[name].append(_pass(forward, [single])[0])
+        bar.update(len(forwards))
     return [{
         "runtime": name,
-        "accuracy": correct[name] / n,
-        "seq_per_s": n / min(times[name]),
+        "accuracy": correct[name] / len(encoded),
+        "seq_per_s": len(timed_inputs) / min(times[name]),
         "p50_latency_ms_b1": statistics.median(latency[name]) * 1e3,
-        "examples": n,
-    } for name in forwards]
+        "p90_latency_ms_b1": float(np.percentile(latency[name], 90)) * 1e3,
+        "examples": len(encoded),
+    } for name in forwards], {
+        "timed_examples": len(timed_inputs), "latency_examples": len(singles),
+        "rounds_spread": {name: max(s) / min(s) - 1 for name, s in times.items()}}
 
 
 def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
@@ -199,16 +213,16 @@ def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
         encoded, labels = encoded[: cfg.max_examples], labels[: cfg.max_examples]
     with tempfile.TemporaryDirectory() as tmp:
         forwards = build_runtimes(ltp_dir, dense_dir, names, Path(tmp))
-        rows = measure(forwards, encoded, labels, reference.tokenizer.pad_token_id, cfg, progress)
-    base = next((r["seq_per_s"] for r in rows if r["runtime"] == "torch-fp32"), None)
-    for row in rows:
-        row["x_torch_fp32"] = row["seq_per_s"] / base if base else None
+        rows, counts = measure(forwards, encoded, labels, reference.tokenizer.pad_token_id, cfg,
+                               progress)
+    best = compare_with_dense(rows)
     result = {
         "rows": rows, "dataset": dataset, "split": split, "ltp_model": str(ltp_dir),
         "dense_model": str(dense_dir), "batch_size": cfg.batch_size, "max_length": cfg.max_length,
         "rounds": cfg.rounds, "threads": torch.get_num_threads(),
         "device_name": device_name(torch.device("cpu")), "torch": torch.__version__,
         "onnxruntime": _ort_version(),
+        "relative_flops": _relative_flops(reference, encoded), **counts, **best,
     }
     if out_dir is not None:
         out = Path(out_dir)
@@ -219,6 +233,31 @@ def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
         (out / f"{stem}.md").write_text(report(result, chart.name))
         result["report"] = str(out / f"{stem}.md")
     return result
+
+
+def _relative_flops(artifact, encoded) -> float:
+    """The LTP model's relative FLOPs (paper formula) on the inputs, eager fp32."""
+    from ltp.bench.offline import flops_summary
+
+    with torch.inference_mode():
+        outputs = [artifact.model.run(b) for _, b in artifact.batches(encoded, 64)]
+    return flops_summary(outputs)["relative_flops"]
+
+
+def compare_with_dense(rows: list[dict]) -> dict:
+    """Each row's speed against torch fp32 and against the best dense runtime (highest seq/s
+    at the batch size; lowest p50 latency at batch 1), in place; returns which those are."""
+    dense = [r for r in rows if r["runtime"].split("-")[0] in DENSE]
+    base = next((r["seq_per_s"] for r in rows if r["runtime"] == "torch-fp32"), None)
+    best = max(dense, key=lambda r: r["seq_per_s"]) if dense else None
+    fastest = min(dense, key=lambda r: r["p50_latency_ms_b1"]) if dense else None
+    for row in rows:
+        row["x_torch_fp32"] = row["seq_per_s"] / base if base else None
+        row["x_best_dense"] = row["seq_per_s"] / best["seq_per_s"] if best else None
+        row["b1_vs_fastest_dense"] = (row["p50_latency_ms_b1"] / fastest["p50_latency_ms_b1"]
+                                              if fastest else None)
+    return {"best_dense": best["runtime"] if best else None,
+            "fastest_dense_b1": fastest["runtime"] if fastest else None}
 
 
 def _ort_version() -> str | None:
@@ -255,22 +294,32 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
 
 def report(result: dict, chart: str) -> str:
     """Markdown: conditions, the table, the chart."""
+    rows, first = result["rows"], result
     lines = [
         f"# Runtimes on {result['dataset']} ({result['split']})",
         "",
-        f"`ltp bench-runtimes`: LTP model `{result['ltp_model']}`, dense parent "
-        f"`{result['dense_model']}`; {result['rows'][0]['examples']} inputs, max length "
-        f"{result['max_length']}, length-sorted batches of {result['batch_size']}, best of "
-        f"{result['rounds']} passes (runtimes alternating); batch-1 latency: median over single "
-        f"inputs. CPU: {result['device_name']}, {result['threads']} threads; torch "
-        f"{result['torch']}, onnxruntime {result['onnxruntime'] or '-'}.",
+        f"`ltp bench-runtimes`: LTP model `{result['ltp_model']}` "
+        f"(relative FLOPs {result['relative_flops']:.3f}, paper formula), dense parent "
+        f"`{result['dense_model']}`. Accuracy on {rows[0]['examples']} inputs (max length "
+        f"{result['max_length']}); seq/s on the first {first['timed_examples']} in length-sorted "
+        f"batches of {result['batch_size']}, best of {result['rounds']} passes, the runtimes "
+        f"alternating; batch-1 latency over the first {first['latency_examples']} inputs one at "
+        f"a time, the runtimes alternating input by input. CPU: {result['device_name']}, "
+        f"{result['threads']} threads; torch {result['torch']}, onnxruntime "
+        f"{result['onnxruntime'] or '-'}. One run.",
         "",
-        "| runtime | accuracy | seq/s | x torch fp32 dense | p50 latency batch 1 (ms) |",
-        "|---|---|---|---|---|",
+        f"| runtime | accuracy | seq/s, batch {result['batch_size']} | x torch fp32 | "
+        f"x best dense ({first['best_dense']}) | rounds spread | p50 ms, batch 1 | p90 ms | "
+        f"p50 / fastest dense ({first['fastest_dense_b1']}) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in result["rows"]:
-        ratio = "-" if r["x_torch_fp32"] is None else f"{r['x_torch_fp32']:.2f}"
-        lines.append(f"| {r['runtime']} | {r['accuracy'] * 100:.1f} | {r['seq_per_s']:.1f} | "
-                     f"{ratio} | {r['p50_latency_ms_b1']:.1f} |")
+    fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
+    for r in rows:
+        lines.append(
+            f"| {r['runtime']} | {r['accuracy'] * 100:.1f} | {r['seq_per_s']:.1f} | "
+            f"{fmt(r['x_torch_fp32'], '.2f')} | {fmt(r['x_best_dense'], '.2f')} | "
+            f"{result['rounds_spread'][r['runtime']]:.2f} | {r['p50_latency_ms_b1']:.1f} | "
+            f"{r['p90_latency_ms_b1']:.1f} | "
+            f"{fmt(r['b1_vs_fastest_dense'], '.2f')} |")
     lines += ["", f"![runtimes]({chart})", ""]
     return "\n".join(lines)

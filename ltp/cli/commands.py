@@ -120,7 +120,8 @@ def cmd_bench_runtimes(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     cfg = RuntimeBenchConfig(
         batch_size=args.batch_size, max_length=args.max_length, max_examples=args.max_examples,
-        latency_examples=args.latency_examples, rounds=args.rounds,
+        timed_examples=args.timed_examples, latency_examples=args.latency_examples,
+        rounds=args.rounds,
         runtimes=[r for r in args.runtimes.split(",") if r],
     )
     return run_runtimes(args.model, args.dense_model, args.dataset, args.split, cfg, args.out,

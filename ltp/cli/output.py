@@ -12,7 +12,7 @@ import json
 import sys
 from typing import TextIO
 
-WIDTH_WHEN_PIPED = 120  # rich's 80 columns would wrap wide tables written to a file
+WIDTH_WHEN_PIPED = 200  # rich's 80 columns would wrap wide tables (runtimes, sweeps) written to a file
 
 
 def show_progress() -> bool:

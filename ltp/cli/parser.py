@@ -156,9 +156,12 @@ def _add_bench_runtimes(sub) -> None:
                    "own weights, unpruned)")
     _add_inputs(p)
     p.add_argument("--max-length", type=int, default=256, help="tokens per input")
-    p.add_argument("--max-examples", type=int, default=0, help="inputs to run (0: the whole split)")
-    p.add_argument("--latency-examples", type=int, default=64, help="inputs timed one at a time")
-    p.add_argument("--rounds", type=int, default=2, help="timed rounds of each runtime")
+    p.add_argument("--max-examples", type=int, default=0,
+                   help="inputs of the accuracy pass (0: the whole split)")
+    p.add_argument("--timed-examples", type=int, default=256,
+                   help="the first this many inputs are timed in batches (0: all)")
+    p.add_argument("--latency-examples", type=int, default=100, help="inputs timed one at a time")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of each runtime")
     p.add_argument("--runtimes", default="",
                    help="comma-separated subset (default: all, bf16 only where this CPU has it natively)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's own)")

@@ -68,10 +68,12 @@ def _export(module: nn.Module, inputs: dict[str, torch.Tensor], path: Path) -> P
     return path
 
 
-def _quantize(path: Path) -> Path:
+def quantize_graph(path: Path, out: Path | None = None) -> Path:
+    """``path``'s graph with int8 weights per output channel and activations quantised per
+    call (``quantize_dynamic``); written beside it unless ``out`` is given."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out = path.with_suffix(".int8.onnx")
+    out = out or path.with_suffix(".int8.onnx")
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # it logs every tensor, and advice, per graph
     try:
@@ -105,7 +107,7 @@ class OrtEngine(Engine):
         with tempfile.TemporaryDirectory() as tmp:
             for key, path in self._graphs(Path(tmp)).items():
                 if precision == "int8":
-                    path = _quantize(path)
+                    path = quantize_graph(path)
                 self.sessions[key] = ort.InferenceSession(str(path), options,
                                                           providers=["CPUExecutionProvider"])
         self.build_seconds = time.perf_counter() - start

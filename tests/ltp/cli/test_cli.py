@@ -168,7 +168,7 @@ def test_bench_runtimes_progress_and_table(capsys, monkeypatch, tiny_artifact_di
                  "train", "--max-length", "32", "--rounds", "2", "--latency-examples", "2",
                  "--runtimes", "torch-fp32,ltp-fp32", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr()
-    assert "runtimes" in out.err and "6/6" in out.err, "(rounds + latency) x runtimes"
+    assert "runtimes" in out.err and "8/8" in out.err, "(accuracy + rounds + latency) x runtimes"
     rows = table_rows(out.out)
     assert {"torch-fp32", "ltp-fp32"} <= set(rows), "one row per runtime"
     assert rows["rounds"] == "2" and "x_torch_fp32" in out.out
