@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from ltp.core.engines import Engine
+from ltp.core.engines.ort import ORT_RANGE
 
 # operators whose self time is matrix-multiply work
 MATMUL_OPS = frozenset({
@@ -28,12 +29,20 @@ MATMUL_OPS = frozenset({
 })
 
 
+# operators that are attention's other work: scores, softmax, masks, head reshapes
+ATTENTION_OPS = frozenset({"aten::_softmax", "aten::softmax", "aten::masked_fill_", "aten::mul",
+                           "aten::sum", "aten::split", "aten::unbind", "aten::permute",
+                           "aten::transpose", "aten::cat", "aten::div"})
+
+
 def profile_forward(run, repeats: int = 3, top: int = 12) -> dict:
     """Profile ``run()`` (one or more forwards) ``repeats`` times.
 
     Returns the best unprofiled wall time, the matmul kernels' self time under the profiler,
-    the matmul and non-matmul shares of the wall time, and the operators with the most self
-    time (per run, milliseconds).
+    the matmul and non-matmul shares of the wall time, the operators with the most self
+    time (per run, milliseconds), and where the profiled time went: matrix multiplies,
+    ONNX Runtime's sessions (``ort::run``), attention's other operators, every other
+    kernel, and what no operator accounts for (Python between operators and dispatch).
     """
     run()  # warm-up outside the profile
     wall = float("inf")  # unprofiled: the profiler's own cost per operator is not the model's
@@ -41,20 +50,29 @@ def profile_forward(run, repeats: int = 3, top: int = 12) -> dict:
         start = time.perf_counter()
         run()
         wall = min(wall, time.perf_counter() - start)
+    start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(repeats):
             run()
+    profiled_ms = (time.perf_counter() - start) * 1e3 / repeats
     self_ms: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
+    ort_ms = 0.0
     for event in prof.key_averages():
+        if event.key == ORT_RANGE:
+            ort_ms += event.cpu_time_total / 1e3 / repeats
         if event.key.startswith("ltp."):  # the per-layer ranges, not operators
             continue
         self_ms[event.key] += event.self_cpu_time_total / 1e3 / repeats
         counts[event.key] += event.count // repeats
     matmul = sum(ms for name, ms in self_ms.items() if name in MATMUL_OPS)
+    attention = sum(ms for name, ms in self_ms.items() if name in ATTENTION_OPS)
+    kernels = sum(ms for name, ms in self_ms.items() if name != ORT_RANGE)
     wall_ms = wall * 1e3
     ranked = sorted(self_ms.items(), key=lambda kv: -kv[1])[:top]
-    layers = _layers(prof, repeats)
+    split = {"matmul": matmul, "ort_sessions": ort_ms, "attention_other": attention,
+             "other_kernels": kernels - matmul - attention,
+             "python_and_dispatch": max(0.0, profiled_ms - kernels - ort_ms)}
     return {
         "wall_ms": wall_ms,
         "matmul_ms": matmul,
@@ -63,7 +81,9 @@ def profile_forward(run, repeats: int = 3, top: int = 12) -> dict:
         "operator_calls": sum(counts.values()),
         "top_ops_ms": {name: round(ms, 2) for name, ms in ranked},
         "top_ops_calls": {name: counts[name] for name, _ in ranked},
-        "layers": layers,
+        "profiled_ms": profiled_ms,
+        "time_split": {k: round(v / profiled_ms, 3) for k, v in split.items()},
+        "layers": _layers(prof, repeats),
     }
 
 

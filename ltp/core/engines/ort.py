@@ -4,7 +4,8 @@ Each layer's fused Q/K/V projection and its feed-forward part (output projection
 and LayerNorm, feed-forward, residual and LayerNorm) are exported once, with the token count
 as a dynamic axis, and run by ONNX Runtime's CPU kernels with every graph optimisation; in
 ``int8`` through ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per output
-channel, 8-bit activations quantised per call). Attention (each input over its own tokens,
+channel, 8-bit activations quantised per call). Where no gather comes between a layer's
+feed-forward and the next layer's projections, the two run as one call. Attention (each input over its own tokens,
 fp32 probabilities where a layer prunes), the scores and the keep rule stay in torch, so
 pruning stacks with ONNX Runtime's kernels and keep decisions are taken as on every engine.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from ltp.core.attention import attend_first, attend_inputs
 from ltp.core.engines.base import Engine
@@ -30,7 +33,7 @@ from ltp.core.packing import first_rows, live_from_counts
 
 log = logging.getLogger(__name__)
 
-_PROJECTIONS = {"q": "query", "k": "key", "v": "value"}
+ORT_RANGE = "ort::run"  # the profiler range of one session call
 
 
 class _Projection(nn.Module):
@@ -59,12 +62,28 @@ class _FeedForward(nn.Module):
         return self.ffn_norm(self.ffn_out(self.activation(self.ffn_in(a))) + a)
 
 
-def _export(module: nn.Module, inputs: dict[str, torch.Tensor], path: Path) -> Path:
-    axes = {name: {0: "tokens"} for name in (*inputs, "out")}
+class _Step(nn.Module):
+    """A layer's feed-forward, then the next layer's Q/K/V projection: one call where no
+    gather comes between them."""
+
+    def __init__(self, parts, following) -> None:
+        super().__init__()
+        self.ffn = _FeedForward(parts)
+        self.qkv = _Projection([following.query, following.key, following.value])
+
+    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.ffn(ctx, residual)
+        return rows, self.qkv(rows)
+
+
+def _export(module: nn.Module, inputs: dict[str, torch.Tensor], path: Path,
+            outputs: tuple[str, ...] = ("out",)) -> Path:
+    axes = {name: {0: "tokens"} for name in (*inputs, *outputs)}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
         torch.onnx.export(module, tuple(inputs.values()), str(path), input_names=list(inputs),
-                          output_names=["out"], dynamic_axes=axes, opset_version=17, dynamo=False)
+                          output_names=list(outputs), dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
     return path
 
 
@@ -102,6 +121,7 @@ class OrtEngine(Engine):
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._ahead = threading.local()  # (rows, their next projections) per worker thread
         start = time.perf_counter()
         self.sessions: dict[tuple[int, str], ort.InferenceSession] = {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -115,38 +135,52 @@ class OrtEngine(Engine):
                  self.threads, len(self.sessions), self.build_seconds)
 
     def _graphs(self, folder: Path) -> dict[tuple[int, str], Path]:
-        """Every graph the loop calls: per layer its Q/K/V and its feed-forward; for the
-        last layer also K/V alone and Q alone (the classifier tokens' query)."""
-        enc, d = self.encoder, self.encoder.hidden_size
-        rows = torch.randn(7, d)
-        last = enc.num_layers - 1
+        """Every graph the loop calls: per layer its Q/K/V projection and its feed-forward,
+        and the feed-forward fused with the next layer's Q/K/V ("step")."""
+        enc, rows = self.encoder, torch.randn(7, self.encoder.hidden_size)
         graphs = {}
         for i, parts in enumerate(enc.layers):
-            which = ["qkv", "kv", "q"] if i == last else ["qkv"]
-            for w in which:
-                module = _Projection([getattr(parts, _PROJECTIONS[c]) for c in w])
-                graphs[i, w] = _export(module, {"rows": rows}, folder / f"layer{i}.{w}.onnx")
+            qkv = _Projection([parts.query, parts.key, parts.value])
+            graphs[i, "qkv"] = _export(qkv, {"rows": rows}, folder / f"layer{i}.qkv.onnx")
             graphs[i, "ffn"] = _export(_FeedForward(parts).eval(), {"ctx": rows, "residual": rows},
                                        folder / f"layer{i}.ffn.onnx")
+            if i + 1 < enc.num_layers:
+                graphs[i, "step"] = _export(_Step(parts, enc.layers[i + 1]).eval(),
+                                            {"ctx": rows, "residual": rows},
+                                            folder / f"layer{i}.step.onnx", ("rows", "qkv"))
         return graphs
 
-    def _run(self, key: tuple[int, str], **inputs: torch.Tensor) -> torch.Tensor:
+    def _run(self, key: tuple[int, str], **inputs: torch.Tensor) -> list[torch.Tensor]:
         feed = {name: np.ascontiguousarray(x.detach().float().numpy()) for name, x in inputs.items()}
-        return torch.from_numpy(self.sessions[key].run(None, feed)[0])
+        with record_function(ORT_RANGE):  # ONNX Runtime's kernels, for ltp.bench.profiling
+            return [torch.from_numpy(out) for out in self.sessions[key].run(None, feed)]
+
+    def _qkv(self, layer: int, rows: torch.Tensor) -> torch.Tensor:
+        """The layer's projections of ``rows``: those the previous step computed with them
+        (the same tensor, in this thread), else a call of their own."""
+        ahead = getattr(self._ahead, "value", None)
+        if ahead is not None and ahead[0] is rows:
+            return ahead[1]
+        return self._run((layer, "qkv"), rows=rows)[0]
 
     def attention(self, layer, rows, counts, need_scores):
-        qkv = self._run((layer, "qkv"), rows=rows)
+        qkv = self._qkv(layer, rows)
         ctx, received = attend_inputs(qkv, counts.tolist(), self.encoder.num_heads, need_scores, 0.0)
         return ctx, received if need_scores else None
 
     def feed_forward(self, layer, ctx, residual):
-        return self._run((layer, "ffn"), ctx=ctx, residual=residual)
+        if layer + 1 == self.encoder.num_layers:
+            return self._run((layer, "ffn"), ctx=ctx, residual=residual)[0]
+        rows, qkv = self._run((layer, "step"), ctx=ctx, residual=residual)
+        self._ahead.value = (rows, qkv)  # the next layer's attention takes them
+        return rows
 
     def first_token(self, rows, counts):
-        last = self.encoder.num_layers - 1
+        last, d = self.encoder.num_layers - 1, self.encoder.hidden_size
+        qkv = self._qkv(last, rows)
         cls = first_rows(rows, counts)  # (B, d)
-        ctx = attend_first(self._run((last, "q"), rows=cls), self._run((last, "kv"), rows=rows),
-                           live_from_counts(counts), self.encoder.num_heads)
+        ctx = attend_first(first_rows(qkv, counts)[:, :d], qkv[:, d:], live_from_counts(counts),
+                           self.encoder.num_heads)
         return self.feed_forward(last, ctx, cls)
 
     def describe(self) -> dict:

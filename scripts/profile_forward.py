@@ -1,0 +1,86 @@
+"""Where the compact forward's time goes, per engine and precision, at batch 1 and batch 32:
+matrix multiplies, ONNX Runtime's sessions, attention's other operators, other kernels, and
+Python between operators with dispatch (what no operator accounts for), from torch.profiler;
+per layer too. Writes a markdown table and the JSON it came from.
+
+    python scripts/profile_forward.py models/reviews-minilm-ltp --dataset amazon-food \
+        --out reports/profile-forward-amazon-food
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ltp.bench.profiling import layer_ranges, profile_forward
+from ltp.core.artifact import load_artifact
+from ltp.core.machine import cpu_name, tune_allocator
+from ltp.data.encoding import encode_split
+
+RUNTIMES = (("eager", "fp32"), ("eager", "int8"), ("ort", "fp32"), ("ort", "int8"))
+SPLIT = ("matmul", "ort_sessions", "attention_other", "other_kernels", "python_and_dispatch")
+
+
+def profile(path: str, dataset: str, singles: int, batched: int, threads: int) -> list[dict]:
+    rows = []
+    for engine, dtype in RUNTIMES:
+        artifact = load_artifact(path, dtype=dtype, engine=engine, threads=threads)
+        encoded, _ = encode_split(artifact.tokenizer, dataset, "test", artifact.meta.max_length)
+        for batch_size, count in ((1, singles), (32, batched)):
+            batches = [b for _, b in artifact.batches(encoded[:count], batch_size)]
+
+            def run(batches=batches, artifact=artifact) -> None:
+                for b in batches:
+                    artifact.model.run(b)
+
+            with torch.inference_mode(), layer_ranges(artifact.model):
+                result = profile_forward(run, repeats=2)
+            rows.append({"engine": engine, "dtype": dtype, "batch_size": batch_size,
+                         "ms_per_input": result["wall_ms"] / count, **result})
+    return rows
+
+
+def markdown(rows: list[dict], args, threads: int) -> str:
+    lines = [f"# Where the compact forward's time goes ({args.dataset} test)", "",
+             f"`python scripts/profile_forward.py {args.model} --dataset {args.dataset}`: "
+             f"{args.singles} inputs one at a time, {args.batched} in length-sorted batches of 32; "
+             f"torch.profiler, 2 repeats; CPU {cpu_name()}, {threads} threads. Shares of the "
+             "profiled wall time; \"python and dispatch\" is what no operator accounts for.", "",
+             "| engine | dtype | batch | ms per input | " + " | ".join(SPLIT) + " |",
+             "|---|---|---|---|" + "---|" * len(SPLIT)]
+    for r in rows:
+        shares = " | ".join(f"{r['time_split'][k] * 100:.0f}%" for k in SPLIT)
+        lines.append(f"| {r['engine']} | {r['dtype']} | {r['batch_size']} | "
+                     f"{r['ms_per_input']:.2f} | {shares} |")
+    lines += ["", "Per layer, ms per run of all inputs (eager fp32):", "",
+              "| batch | " + " | ".join(f"layer {x['layer']}" for x in rows[0]["layers"]) + " |",
+              "|---|" + "---|" * len(rows[0]["layers"])]
+    for r in rows[:2]:
+        lines.append(f"| {r['batch_size']} | " + " | ".join(f"{x['ms']:.1f}" for x in r["layers"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--dataset", default="amazon-food")
+    parser.add_argument("--singles", type=int, default=64)
+    parser.add_argument("--batched", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="reports/profile-forward")
+    args = parser.parse_args()
+    tune_allocator()
+    torch.set_num_threads(args.threads)
+    rows = profile(args.model, args.dataset, args.singles, args.batched, args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(rows, args, args.threads))
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
