@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ltp.bench.timing import alternate, timed
 from ltp.core.artifact import load_artifact
 from ltp.core.machine import device_name
 from ltp.core.text import PaddedBatch, pad_batch, padded_batches
@@ -145,10 +146,8 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
     return forwards
 
 
-def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Tensor]:
-    start = time.perf_counter()
-    predicted = [forward(b).argmax(-1) for b in batches]
-    return time.perf_counter() - start, torch.cat(predicted)
+def _pass(forward: Forward, batches: list[PaddedBatch]) -> torch.Tensor:
+    return torch.cat([forward(b).argmax(-1) for b in batches])
 
 
 def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: int,
@@ -159,23 +158,24 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
     batches = [b for _, b in grouped]
     gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
     singles = [pad_batch([e], pad_id) for e in encoded[: cfg.latency_examples]]
-    times: dict[str, list[float]] = {name: [] for name in forwards}
-    correct: dict[str, int] = {}
+    predicted: dict[str, torch.Tensor] = {}
+
+    def timed_pass(name: str, forward: Forward) -> Callable[[], None]:
+        def run() -> None:
+            predicted[name] = _pass(forward, batches)
+        return run
+
     bar = tqdm(total=(cfg.rounds + 1) * len(forwards), desc="runtimes", unit="pass",
                disable=not progress, dynamic_ncols=True)
     with torch.inference_mode(), bar:
-        for forward in forwards.values():  # warm-up
-            forward(batches[-1])
-        for _ in range(cfg.rounds):
-            for name, forward in forwards.items():
-                seconds, predicted = _pass(forward, batches)
-                times[name].append(seconds)
-                correct[name] = int((predicted == gold).sum())
-                bar.update()
+        times = alternate({name: timed_pass(name, f) for name, f in forwards.items()}, cfg.rounds,
+                          warmup={name: partial(f, batches[-1]) for name, f in forwards.items()},
+                          after_run=bar.update)
         latency = {}
         for name, forward in forwards.items():
-            latency[name] = [_pass(forward, [s])[0] for s in singles]
+            latency[name] = [timed(partial(_pass, forward, [s])) for s in singles]
             bar.update()
+    correct = {name: int((p == gold).sum()) for name, p in predicted.items()}
     n = len(encoded)
     return [{
         "runtime": name,
