@@ -65,7 +65,7 @@ def test_ratios_are_taken_within_each_repeat(runs):
 
 def test_chart_is_one_png_of_the_whole_comparison(runs, tmp_path):
     path = tmp_path / "comparison.png"
-    plot_comparison(runs, path, "LTP vs dense vs naive pipeline")
+    figure = plot_comparison(runs, path, "LTP vs dense vs naive pipeline")
     with Image.open(path) as image:
         image.verify()
     with Image.open(path) as image:
@@ -74,6 +74,25 @@ def test_chart_is_one_png_of_the_whole_comparison(runs, tmp_path):
     assert 800 <= width <= 2000 and 300 <= height <= 1000
     assert width > height  # side by side
     assert path.stat().st_size > 10_000
+    # what it drew: per panel a bar per (target, concurrency) at the mean of its runs, error
+    # bars to the lowest and highest run, a dot per run
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    for ax, field in zip(figure.axes[:2], ("requests_per_s", "p99_ms"), strict=True):
+        bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+        assert [c.get_label() for c in bars] == list(TARGETS)
+        dots = [tuple(sorted(c.get_offsets()[:, 1])) for c in ax.collections]
+        for target, container in zip(TARGETS, bars, strict=True):
+            mine = {u: sorted(getattr(r, field) for r in runs if r.target == target and r.users == u)
+                    for u in (1, 32)}
+            assert [p.get_height() for p in container.patches] == [
+                pytest.approx(sum(v) / 2) for v in mine.values()]
+            assert all(tuple(v) in dots for v in mine.values())
+            errors = container.errorbar
+            assert isinstance(errors, ErrorbarContainer)
+            lows_highs = errors.lines[2][0].get_segments()
+            assert [(a[1], b[1]) for a, b in lows_highs] == [
+                (pytest.approx(v[0]), pytest.approx(v[1])) for v in mine.values()]
 
 
 def test_compare_report_gives_each_ltp_model_its_ratios():

@@ -1,9 +1,12 @@
 """The locustfile and the ``single`` scenario, end to end against a real server with a tiny
 model."""
 
+import csv
 import json
 
+from loadtest.reports import plot_run
 from loadtest.scenarios.load import answered_per_s, single
+from loadtest.scrape import delta, kept_histogram
 
 
 def test_single_run_writes_csvs_metrics_plots_and_report(server, tiny_csv, tmp_path):
@@ -25,6 +28,22 @@ def test_single_run_writes_csvs_metrics_plots_and_report(server, tiny_csv, tmp_p
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert all(c and c != "-" for c in cells), row
     assert json.loads((out / "result.json").read_text())["requests"] == result.requests
+    assert cells[:3] == ["tiny-ltp", "4", str(result.requests)]
+    assert cells[3] == f"{result.requests_per_s:.1f}" and cells[6] == f"{result.p99_ms:.0f}"
+    # the run lasted its --run-time (Locust's clock starts when it is set, not before)
+    with open(out / "locust_stats_history.csv") as f:
+        history = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+    assert int(history[-1]["Timestamp"]) - int(history[0]["Timestamp"]) >= 3
+    # the plots draw the run: the history's points, and every sequence the service saw
+    metrics = [json.loads((out / f"metrics_{w}.json").read_text()) for w in ("before", "after")]
+    figures = plot_run(out / "locust_stats_history.csv", kept_histogram(*metrics), tmp_path, "again")
+    throughput = figures["throughput_latency.png"].axes[0].lines[0].get_ydata()
+    assert list(throughput) == [float(r["Requests/s"]) for r in history]
+    assert [line.get_label() for line in figures["throughput_latency.png"].axes[1].lines] == [
+        "p50", "p95", "p99"]
+    sequences = delta(*metrics, "ltp_kept_tokens_count")
+    bars = figures["kept_tokens.png"].axes[0].patches
+    assert sum(b.get_height() for b in bars) == sequences >= result.requests
 
 
 def test_throughput_counts_answered_requests_only():
