@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from loadtest.server import Server, ltp_serve, prioritise_clients
+from loadtest.server import Server, ltp_serve, run_below_clients
 
 
 def at_least_one(value: str) -> int:
@@ -40,11 +40,11 @@ def service_arguments(p: argparse.ArgumentParser, *, clients: int,
 def start_service(args: argparse.Namespace, out: Path, model: str | None = None,
                   flags: list[str] | None = None) -> Server:
     """`ltp serve` of ``model`` (default ``args.model``) with ``flags`` (default
-    ``args.serve_args``), its log in ``out``; then the clients of this process come first."""
+    ``args.serve_args``), its log in ``out``, running below the clients of this process."""
     server = ltp_serve(out / "service.log", args.models_dir, [model or args.model],
                        flags=args.serve_args if flags is None else flags,
                        server_dir=args.server_dir)
-    prioritise_clients()
+    run_below_clients(server)
     return server
 
 
