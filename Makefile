@@ -92,8 +92,10 @@ sweep: models
 perf: models bench-model
 	$(LTP) bench models/minilm-half --dataset amazon-food --batch-size 32 \
 		--min-tokens 128 --max-length 128 --max-examples 256 --json > reports/bench-minilm-half.json
-	$(PY) scripts/bench_service.py --model sentiment-minilm-ltp --dataset rt-polarity \
-		> reports/service-bench-rt-polarity.json
+	$(PY) -m loadtest served --models-dir models --models sentiment-minilm-ltp --dataset rt-polarity \
+		--clients 64 --out reports/served-rt-polarity
+	$(PY) -m loadtest overhead --models-dir models --model sentiment-minilm-ltp --dataset rt-polarity \
+		--out reports/overhead-rt-polarity
 	for dtype in fp32 int8; do \
 		$(LTP) bench models/reviews-minilm-ltp --dataset amazon-food --batch-size 32 --max-length 256 \
 			--max-examples 256 --dtype $$dtype --profile --json \
@@ -101,7 +103,7 @@ perf: models bench-model
 	done
 	$(LTP) bench-runtimes models/reviews-minilm-ltp --dense-model models/reviews-minilm \
 		--dataset amazon-food --out reports
-	$(PY) -m loadtest.run served --models-dir models --models reviews-minilm-ltp,reviews-minilm \
+	$(PY) -m loadtest served --models-dir models --models reviews-minilm-ltp,reviews-minilm \
 		--dtypes fp32,int8 --repeats 2 --out reports/served-reviews-minilm
 	$(PY) scripts/worker_scaling.py models/reviews-minilm-ltp models/reviews-minilm \
 		--dataset amazon-food --batch-sizes 8,32 --examples 192 > reports/worker-scaling-amazon-food.jsonl
@@ -111,11 +113,11 @@ perf: models bench-model
 		> reports/int8-layers-amazon-food.jsonl
 	$(PY) scripts/tokenize_cost.py models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/tokenize-cost-amazon-food.jsonl
-	$(PY) -m loadtest.run compare --dataset amazon-food \
+	$(PY) -m loadtest compare --dataset amazon-food \
 		--ltp-model reviews-minilm-ltp,reviews-minilm-ltp-fast \
 		--dense-model reviews-minilm --concurrency 1,8,32 --duration 30 --repeats 2 \
 		--out reports/load-amazon-food
-	$(PY) scripts/bench_matrix.py models/reviews-minilm-ltp --dataset amazon-food \
+	$(PY) -m ltp.bench.matrix models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/bench-matrix-amazon-food.md
 
 clean:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import compat, routes
@@ -135,9 +136,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ready = False
         await engine.stop()
 
-    app = FastAPI(title="LTP classifier service", version="0.1.0", lifespan=lifespan,
-                  description="Text classification with learned token pruning. Every error "
-                  "answers `{\"error\": message, \"error_type\": type}`.")
+    # /docs and /redoc load Swagger UI's and ReDoc's scripts from this server (the
+    # fastapi-offline package ships them), not from a CDN: the docs work offline
+    app = FastAPIOffline(title="LTP classifier service", version="0.1.0", lifespan=lifespan,
+                         description="Text classification with learned token pruning. Every "
+                         "error answers `{\"error\": message, \"error_type\": type}`.",
+                         swagger_ui_parameters={"validatorUrl": None})  # no badge from outside
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ready = False

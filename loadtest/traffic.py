@@ -1,4 +1,5 @@
-"""Closed-loop HTTP clients on raw asyncio streams, for overload, soak and drain runs.
+"""Closed-loop HTTP clients on raw asyncio streams, for the scenarios that start their own
+service (overload, soak, drain, bad input, served), and what they send: a data set's texts.
 
 Hundreds of keep-alive connections from one process at a small CPU cost (a plain HTTP/1.1
 client, no library per request), each request's status and latency recorded, the server
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+from ltp.data.datasets import load_dataset
 
 
 @dataclass
@@ -140,3 +143,10 @@ def bodies_for(texts: list[str], per_request: int, count: int = 512, seed: int =
             body["model"] = model
         out.append(orjson.dumps(body))
     return out
+
+
+def texts_of(dataset: str, min_words: int = 0, max_words: int = 10**9) -> list[str]:
+    """The test split's texts of ``min_words`` to ``max_words`` words (every text when none is)."""
+    texts = [e.text for e in load_dataset(dataset).test]
+    chosen = [t for t in texts if min_words <= len(t.split()) <= max_words]
+    return chosen or texts

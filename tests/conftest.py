@@ -140,3 +140,20 @@ def models_dir(tmp_path_factory):
     return folder
 
 
+
+
+def bar_steps(err: str, desc: str) -> list[tuple[int, int]]:
+    """(count, total) of each state a tqdm bar named ``desc`` printed to ``err``."""
+    import re
+
+    return [(int(n), int(total)) for n, total in
+            re.findall(rf"{re.escape(desc)}:\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)", err)]
+
+
+def assert_bar_reaches(err: str, desc: str, total: int) -> None:
+    """The bar ``desc`` was sized ``total`` and counted up to it, never past it."""
+    steps = bar_steps(err, desc)
+    assert steps, f"no {desc!r} bar in {err!r}"
+    assert {t for _, t in steps} == {total}, steps
+    counts = [n for n, _ in steps]
+    assert counts == sorted(counts) and counts[-1] == total, steps

@@ -7,13 +7,13 @@ timed beside them (``hf_seq_per_s``)."""
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from ltp.bench.timing import alternate, timed
 from ltp.core.artifact import Artifact
 from ltp.core.model import ForwardOutput
 from ltp.core.text import Encoded, PaddedBatch
@@ -40,9 +40,9 @@ def bench_batches(artifact: Artifact, inputs: list[Encoded], cfg: BenchConfig
     return [b for _, b in artifact.batches(inputs, cfg.batch_size)]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _sync(device: torch.device) -> Callable[[], None] | None:
+    """What waits for the device's queued work: None on the CPU, which runs in order."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def select_inputs(encoded: list[Encoded], cfg: BenchConfig) -> list[Encoded]:
@@ -53,14 +53,6 @@ def select_inputs(encoded: list[Encoded], cfg: BenchConfig) -> list[Encoded]:
     return chosen
 
 
-def _timed(run: Callable[[], None], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    run()
-    _sync(device)
-    return time.perf_counter() - start
-
-
 def _forward_all(artifact: Artifact, batches: list[PaddedBatch], mode: str):
     return [artifact.model.run(b, mode=mode) for b in batches]
 
@@ -69,23 +61,6 @@ def _hf_all(artifact: Artifact, batches: list[PaddedBatch]) -> None:
     for b in batches:
         artifact.model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask,
                           token_type_ids=b.token_type_ids)
-
-
-def _alternate(runs: dict[str, Callable[[], None]], rounds: int, device,
-               bar: tqdm | None = None) -> dict[str, list[float]]:
-    """Time each run ``rounds`` times, interleaved so drift hits all of them alike; ``bar``
-    advances once after the warm-up and once per round, outside the timed runs."""
-    if bar is None:
-        bar = tqdm(disable=True)
-    for run in runs.values():  # warm-up
-        run()
-    bar.update()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            times[name].append(_timed(run, device))
-        bar.update()
-    return times
 
 
 def matmul_peak_gflops(device: torch.device, dtype: torch.dtype | str, size: int = 2048,
@@ -99,12 +74,12 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype | str, size: int
     side = 256
     while True:
         run = _matmul(device, dtype, side)
-        first = _timed(run, device)
+        first = timed(run, _sync(device))
         if first >= 0.1 or side >= size:
             break
         side *= 2
     repeats = max(1, min(repeats, int(1.0 / max(first, 1e-9))))  # about a second of timing
-    best = min(first, *(_timed(run, device) for _ in range(repeats)))
+    best = min(first, *(timed(run, _sync(device)) for _ in range(repeats)))
     return 2 * side**3 / best / 1e9
 
 
@@ -148,15 +123,15 @@ def run_bench(artifact: Artifact, encoded: list[Encoded], cfg: BenchConfig,
     with torch.inference_mode(), tqdm(total=2 * (cfg.rounds + 1), desc="bench", unit="round",
                                       disable=not progress, dynamic_ncols=True) as bar:
         pruned_outputs = _forward_all(artifact, batches, "compact")
-        throughput = _alternate({
+        throughput = alternate({
             "dense": lambda: _forward_all(artifact, batches, "unpruned"),
             "pruned": lambda: _forward_all(artifact, batches, "compact"),
             "hf": lambda: _hf_all(artifact, batches),
-        }, cfg.rounds, device, bar)
-        latency = _alternate({
+        }, cfg.rounds, sync=_sync(device), after_round=bar.update)
+        latency = alternate({
             "dense": lambda: _forward_all(artifact, singles, "unpruned"),
             "pruned": lambda: _forward_all(artifact, singles, "compact"),
-        }, cfg.rounds, device, bar)
+        }, cfg.rounds, sync=_sync(device), after_round=bar.update)
 
     n = len(inputs)
     best = {k: min(v) for k, v in throughput.items()}

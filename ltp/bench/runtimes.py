@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ltp.bench.timing import alternate, timed
 from ltp.core.artifact import load_artifact
 from ltp.core.machine import device_name
 from ltp.core.text import PaddedBatch, pad_batch, padded_batches
@@ -143,6 +144,10 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
     return forwards
 
 
+def _nothing() -> None:
+    """No warm-up: the accuracy pass was one."""
+
+
 def _has_ort(name: str) -> bool:
     import importlib.util
 
@@ -152,10 +157,8 @@ def _has_ort(name: str) -> bool:
     return True
 
 
-def _pass(forward: Forward, batches: list[PaddedBatch]) -> tuple[float, torch.Tensor]:
-    start = time.perf_counter()
-    predicted = [forward(b).argmax(-1) for b in batches]
-    return time.perf_counter() - start, torch.cat(predicted)
+def _pass(forward: Forward, batches: list[PaddedBatch]) -> torch.Tensor:
+    return torch.cat([forward(b).argmax(-1) for b in batches])
 
 
 def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: int,
@@ -169,24 +172,22 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
     grouped = padded_batches(encoded, pad_id, cfg.batch_size)
     gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
     timed_inputs = encoded[: cfg.timed_examples or len(encoded)]
-    timed = [b for _, b in padded_batches(timed_inputs, pad_id, cfg.batch_size)]
+    timed_batches = [b for _, b in padded_batches(timed_inputs, pad_id, cfg.batch_size)]
     singles = [pad_batch([e], pad_id) for e in encoded[: cfg.latency_examples]]
-    times: dict[str, list[float]] = {name: [] for name in forwards}
     latency: dict[str, list[float]] = {name: [] for name in forwards}
     correct: dict[str, int] = {}
     bar = tqdm(total=(cfg.rounds + 2) * len(forwards), desc="runtimes", unit="pass",
                disable=not progress, dynamic_ncols=True)
     with torch.inference_mode(), bar:
         for name, forward in forwards.items():  # the accuracy pass warms each runtime up
-            correct[name] = int((_pass(forward, [b for _, b in grouped])[1] == gold).sum())
+            correct[name] = int((_pass(forward, [b for _, b in grouped]) == gold).sum())
             bar.update()
-        for _ in range(cfg.rounds):
-            for name, forward in forwards.items():
-                times[name].append(_pass(forward, timed)[0])
-                bar.update()
+        times = alternate({name: partial(_pass, f, timed_batches) for name, f in forwards.items()},
+                          cfg.rounds, warmup={name: _nothing for name in forwards},
+                          after_run=bar.update)
         for single in singles:
             for name, forward in forwards.items():
-                latency[name].append(_pass(forward, [single])[0])
+                latency[name].append(timed(partial(_pass, forward, [single])))
         bar.update(len(forwards))
     return [{
         "runtime": name,

@@ -137,8 +137,9 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Accuracy against relative FLOPs, one series per method."""
+def plot(rows: list[dict], path: Path, title: str):
+    """Accuracy against relative FLOPs, one series per method, saved to ``path``; the
+    matplotlib figure, so what it drew can be read back."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,6 +160,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return fig
 
 
 def markdown_table(rows: list[dict]) -> str:

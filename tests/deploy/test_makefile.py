@@ -89,3 +89,34 @@ def test_serve_quick_reuses_the_converted_model(make, tmp_path):
     lines = make("serve-quick")
     assert not any(line.startswith("ltp convert") for line in lines)
     assert lines[-1].startswith("ltp serve ")
+
+
+def test_perf_runs_commands_that_exist_with_arguments_they_accept(tmp_path):
+    """Every command of `make perf` (printed, not run): `ltp` subcommands, modules run with
+    `python -m` and scripts, each with arguments its parser takes."""
+    from app.cli import build_parser as ltp_parser
+    from loadtest.__main__ import build_parser as loadtest_parser
+    from ltp.bench.matrix import build_parser as matrix_parser
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    printed = subprocess.run(["make", "-n", "perf", "VENV=venv"], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, check=True).stdout.replace("\\\n", " ")
+    modules = {"loadtest": loadtest_parser(), "ltp.bench.matrix": matrix_parser()}
+    seen = set()
+    for line in printed.splitlines():
+        command = line.strip().removeprefix("for dtype in fp32 int8; do").split(">")[0]
+        words = shlex.split(command)
+        if words[:3] == ["venv/bin/python", "-m", "pip"]:  # the set-up step
+            continue
+        if words[:1] == ["venv/bin/ltp"]:
+            ltp_parser().parse_args([w.replace("$dtype", "fp32") for w in words[1:]])
+            seen.add(f"ltp {words[1]}")
+        elif words[:2] == ["venv/bin/python", "-m"]:
+            modules[words[2]].parse_args(words[3:])
+            seen.add(f"-m {words[2]} {words[3] if words[2] == 'loadtest' else ''}".strip())
+        elif words[:1] == ["venv/bin/python"]:
+            assert (REPO / words[1]).is_file(), words[1]
+            seen.add(words[1])
+    assert {"ltp bench", "ltp bench-runtimes", "-m loadtest served", "-m loadtest overhead",
+            "-m loadtest compare", "-m ltp.bench.matrix", "scripts/tokenize_cost.py"} <= seen

@@ -5,9 +5,10 @@ and LayerNorm, feed-forward, residual and LayerNorm) are exported once, with the
 as a dynamic axis, and run by ONNX Runtime's CPU kernels with every graph optimisation; in
 ``int8`` through ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per output
 channel, 8-bit activations quantised per call). Where no gather comes between a layer's
-feed-forward and the next layer's projections, the two run as one call. Attention (each input over its own tokens,
-fp32 probabilities where a layer prunes), the scores and the keep rule stay in torch, so
-pruning stacks with ONNX Runtime's kernels and keep decisions are taken as on every engine.
+feed-forward and the next layer's projections, the two run as one call. Attention (each
+input over its own tokens, fp32 probabilities where a layer prunes), the scores and the keep
+rule stay in torch, so pruning stacks with ONNX Runtime's kernels and keep decisions are
+taken as on every engine.
 
 The graphs are built when the engine is made (``build_seconds`` says how long); embeddings
 and the head stay the model's own torch modules.

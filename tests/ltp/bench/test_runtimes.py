@@ -21,12 +21,24 @@ def test_bench_runtimes_writes_a_report(capsys, tiny_artifact_dir, tiny_csv, tmp
     for row in rows.values():
         assert 0 <= row["accuracy"] <= 1 and row["seq_per_s"] > 0 and row["p50_latency_ms_b1"] > 0
         assert row["examples"] == 64
+        assert row["accuracy"] * 64 == pytest.approx(round(row["accuracy"] * 64)), "right answers of 64"
+        assert row["x_torch_fp32"] == pytest.approx(row["seq_per_s"] / rows["torch-fp32"]["seq_per_s"])
     assert rows["torch-fp32"]["x_torch_fp32"] == 1.0
     # the dense runtimes compute the same model: fp32 predictions agree
     assert rows["ort-fp32"]["accuracy"] == rows["torch-fp32"]["accuracy"]
     report = (out / f"runtimes-{tiny_csv.stem}.md").read_text()
     assert "| ltp-int8 |" in report and f"runtimes-{tiny_csv.stem}.png" in report
     assert (out / f"runtimes-{tiny_csv.stem}.png").stat().st_size > 1000
+    # the table has each runtime's figures, in order; the chart a bar per runtime (its
+    # height grows with them: 0.45 inch a bar and 1.2 more, at 110 dpi)
+    table = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [line.split(" | ")[:3] for line in table] == [
+        [f"| {r['runtime']}", f"{r['accuracy'] * 100:.1f}", f"{r['seq_per_s']:.1f}"]
+        for r in result["rows"]]
+    from PIL import Image
+
+    with Image.open(out / f"runtimes-{tiny_csv.stem}.png") as image:
+        assert image.size[0] == 770 and abs(image.size[1] - (0.45 * len(RUNTIMES) + 1.2) * 110) <= 1
 
 
 def test_default_runtimes_skip_emulated_bf16():
@@ -43,6 +55,10 @@ def test_bench_int8_reports_agreement_with_fp32(capsys, tiny_artifact_dir, tiny_
     result = json.loads(capsys.readouterr().out)
     for key in ("speedup", "relative_flops", "accuracy", "dense_accuracy"):
         assert key in result
+    assert result["speedup"] == pytest.approx(result["pruned_seq_per_s"] / result["dense_seq_per_s"])
+    assert 0 < result["relative_flops"] < 1 and result["accuracy_examples"] == 32
+    for key in ("accuracy", "dense_accuracy"):  # right answers over the 32 inputs
+        assert result[key] * 32 == pytest.approx(round(result[key] * 32)), key
     assert 0.9 <= result["label_agreement_vs_fp32"] <= 1
     assert 0.8 <= result["keep_agreement_vs_fp32"] <= 1
     assert 0 <= result["max_logit_diff_vs_fp32"] < 0.5

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ltp.cli.parser import main
-from tests.conftest import tiny_classifier, tiny_tokenizer
+from tests.conftest import assert_bar_reaches, tiny_classifier, tiny_tokenizer
 
 
 def run_json(capsys, *argv) -> dict:
@@ -26,6 +26,16 @@ def test_bench_reports_dense_and_pruned(capsys, tiny_artifact_dir, tiny_csv):
     assert result["examples"] == 64
     assert result["device"] == "cpu"
     assert result["matmul_peak_gflops_per_s"] > 0 and result["pruned_gflops_per_s"] > 0
+    # the figures are of one another: speedups are ratios of the timings, the fraction of
+    # peak that of the two GFLOP/s, the kept fractions fall layer by layer
+    assert result["speedup"] == pytest.approx(result["pruned_seq_per_s"] / result["dense_seq_per_s"])
+    assert result["latency_speedup_b1"] == pytest.approx(
+        result["dense_latency_ms_b1"] / result["pruned_latency_ms_b1"])
+    assert result["pruned_fraction_of_peak"] == pytest.approx(
+        result["pruned_gflops_per_s"] / result["matmul_peak_gflops_per_s"])
+    kept = result["kept_fraction_per_layer"]
+    assert len(kept) == 3 and kept == sorted(kept, reverse=True) and 0 < kept[-1] < 1
+    assert result["relative_model_flops"] < 1 and result["rounds"] == 1 and result["batch_size"] == 8
 
 
 def test_bench_in_arrival_order_pads_more_and_prunes_the_same(capsys, tiny_artifact_dir, tiny_csv):
@@ -46,6 +56,11 @@ def test_bench_bf16_reports_difference_from_fp32(capsys, tiny_artifact_dir, tiny
                       "--max-examples", "16")
     assert 0 <= result["max_logit_diff_vs_fp32"] < 0.5
     assert 0 <= result["label_agreement_vs_fp32"] <= 1
+    assert result["max_logit_diff_vs_fp32"] > 0, "bf16 rounds: its logits are not fp32's"
+    # agreements are shares of the inputs compared (the test split's 8) and of their tokens
+    assert result["accuracy_examples"] == 8 and result["dtype"] == "bf16"
+    agreeing = result["label_agreement_vs_fp32"] * 8
+    assert agreeing == pytest.approx(round(agreeing)) and 0 <= result["keep_agreement_vs_fp32"] <= 1
 
 
 def test_convert_then_info(capsys, tmp_path):
@@ -158,6 +173,7 @@ def test_progress_goes_to_stderr_and_json_stays_clean(capsys, monkeypatch, tiny_
     out = capsys.readouterr()
     assert json.loads(out.out)["rounds"] == 2
     assert "bench" in out.err and "6/6" in out.err
+    assert_bar_reaches(out.err, "bench", 2 * (2 + 1))  # (warm-up + rounds) x (batched, batch 1)
 
 
 def test_bench_runtimes_progress_and_table(capsys, monkeypatch, tiny_artifact_dir, tiny_csv, tmp_path):
@@ -169,6 +185,7 @@ def test_bench_runtimes_progress_and_table(capsys, monkeypatch, tiny_artifact_di
                  "--runtimes", "torch-fp32,ltp-fp32", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr()
     assert "runtimes" in out.err and "8/8" in out.err, "(accuracy + rounds + latency) x runtimes"
+    assert_bar_reaches(out.err, "runtimes", (1 + 2 + 1) * 2)
     rows = table_rows(out.out)
     assert {"torch-fp32", "ltp-fp32"} <= set(rows), "one row per runtime"
     assert rows["rounds"] == "2" and "x_torch_fp32" in out.out

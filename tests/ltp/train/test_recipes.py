@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from ltp.bench.sweep import plot
 from ltp.cli.parser import main
 from ltp.train.recipes import RecipeError, load_recipe
 
@@ -45,6 +46,9 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     precision = meta["eval"]["precision"]
     assert precision["fp32"]["accuracy"] == pytest.approx(meta["eval"]["ltp"]["dev"]["accuracy"])
     assert all(0 <= row["accuracy"] <= 1 and row["native"] for row in precision.values())
+    # each is a count of right answers over the dev split (8 inputs)
+    assert all(row["examples"] == 8 and row["accuracy"] * 8 == pytest.approx(round(row["accuracy"] * 8))
+               for row in precision.values())
     assert "| fp32 |" in card and "--dtype auto" in card
 
 
@@ -86,3 +90,16 @@ def test_sweep_writes_csv_plot_and_table(tmp_path, tiny_base, tiny_csv, capsys):
     assert all(float(r["relative_flops"]) < 1.0 for r in rows[1:])
     assert (out / "sweep.png").stat().st_size > 1000
     assert "| LTP |" in (out / "sweep.md").read_text()
+    # the plot draws each method's rows, and the table has every row of the CSV
+    written = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["method"], r["setting"]) for r in written] == [(r["method"], r["setting"]) for r in rows]
+    figure = plot(written, tmp_path / "again.png", "sweep")
+    drawn = {line.get_label(): [tuple(p) for p in line.get_xydata()] for line in figure.axes[0].lines}
+    assert drawn == {method: sorted((float(r["relative_flops"]), 100 * float(r["accuracy"]))
+                                    for r in rows if r["method"] == method)
+                     for method in set(methods)}
+    table = [line for line in (out / "sweep.md").read_text().splitlines()[2:] if line]
+    assert [cells.split(" | ")[:2] for cells in (line.strip("| ") for line in table)] == [
+        [r["method"], r["setting"]] for r in rows]
+    assert [float(line.split(" | ")[2]) for line in table] == [
+        pytest.approx(100 * float(r["accuracy"]), abs=0.05) for r in rows]
