@@ -7,12 +7,12 @@ Runtimes (one process, the same tokenised inputs, length-sorted batches):
   ONNX Runtime with every graph optimisation;
 * ``ort-int8``: the same graph through ``onnxruntime.quantization.quantize_dynamic``
   (int8 per-channel weights, activations quantised at run time);
-* ``ltp-fp32``, ``ltp-bf16``, ``ltp-int8``: the LTP model's compact forward.
+* ``ltp-fp32``, ``ltp-bf16``, ``ltp-int8``: the LTP model's compact forward, eager engine;
+* ``ltp-ort-fp32``, ``ltp-ort-int8``: the same on the ort engine (``ltp.core.engines.ort``).
 
 Per runtime: accuracy on the split, sequences per second on batches of ``batch_size``
 (best of ``rounds`` passes, the runtimes alternating pass by pass so that drift hits all
-alike), and the median latency of one input at batch 1. ONNX Runtime comes from the
-optional extra ``ltp-serve[runtimes]``; without it the ``ort-*`` rows are skipped.
+alike), and the batch-1 latency (``measure`` says how each is taken).
 """
 
 from __future__ import annotations
