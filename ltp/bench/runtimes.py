@@ -17,6 +17,7 @@ alike), and the batch-1 latency (``measure`` says how each is taken).
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import tempfile
@@ -205,7 +206,7 @@ def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
                  cfg: RuntimeBenchConfig, out_dir: str | Path | None = "reports",
                  progress: bool = False) -> dict:
     """Measure each runtime (``cfg.runtimes``, or ``native_runtimes()``); with ``out_dir``,
-    write ``runtimes-<dataset>.md`` and ``.png``."""
+    write ``runtimes-<dataset>.md``, ``.png`` and ``.json``."""
     dense_dir = dense_dir or ltp_dir
     names = cfg.runtimes or native_runtimes()
     reference = load_artifact(ltp_dir)
@@ -232,6 +233,7 @@ def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
         chart = plot(rows, out / f"{stem}.png", f"{Path(dataset).stem} {split}: seq/s, batch "
                      f"{cfg.batch_size}, {result['threads']} threads")
         (out / f"{stem}.md").write_text(report(result, chart.name))
+        (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
         result["report"] = str(out / f"{stem}.md")
     return result
 
