@@ -99,7 +99,7 @@ def export_onnx(artifact, path: Path) -> Path:
 def _ort_forward(onnx_path: Path, threads: int) -> Forward:
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    options = ort.SessionOptions()  # ONNX Runtime's defaults, as a user runs it (spinning on)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -138,7 +138,7 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
                 onnx_path = export_onnx(load_artifact(dense_dir), workdir / "dense.onnx")
             path = onnx_path
             if precision == "int8":
-                path = quantize_graph(onnx_path, workdir / "dense-int8.onnx")
+                path = quantize_graph(onnx_path, workdir / "dense-int8.onnx", weights_only=False)
             forwards[name] = _ort_forward(path, torch.get_num_threads())
         else:
             raise ValueError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
@@ -167,8 +167,9 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
     """Per runtime (a row each, and the counts of inputs), on the same inputs: accuracy on
     all of ``encoded``; seq/s on the first ``cfg.timed_examples`` in length-sorted batches
     (best of ``cfg.rounds`` passes, the runtimes alternating pass by pass); batch-1 p50 and
-    p90 latency over the first ``cfg.latency_examples`` inputs one at a time (the runtimes
-    alternating input by input).
+    p90 latency over the first ``cfg.latency_examples`` inputs one at a time (a block per
+    runtime: ONNX Runtime's default thread pool spins after a call, which would slow down
+    whichever runtime came next).
     ``progress``: a bar on stderr."""
     grouped = padded_batches(encoded, pad_id, cfg.batch_size)
     gold = torch.tensor([labels[i] for g, _ in grouped for i in g])
@@ -186,10 +187,10 @@ def measure(forwards: dict[str, Forward], encoded, labels: list[int], pad_id: in
         times = alternate({name: partial(_pass, f, timed_batches) for name, f in forwards.items()},
                           cfg.rounds, warmup={name: _nothing for name in forwards},
                           after_run=bar.update)
-        for single in singles:
-            for name, forward in forwards.items():
-                latency[name].append(timed(partial(_pass, forward, [single])))
-        bar.update(len(forwards))
+        for name, forward in forwards.items():  # a block each: a spinning thread pool
+            _pass(forward, singles[:1])             # must not slow the next runtime down
+            latency[name] = [timed(partial(_pass, forward, [single])) for single in singles]
+            bar.update()
     return [{
         "runtime": name,
         "accuracy": correct[name] / len(encoded),
@@ -307,7 +308,7 @@ def report(result: dict, chart: str) -> str:
         f"{result['max_length']}); seq/s on the first {first['timed_examples']} in length-sorted "
         f"batches of {result['batch_size']}, best of {result['rounds']} passes, the runtimes "
         f"alternating; batch-1 latency over the first {first['latency_examples']} inputs one at "
-        f"a time, the runtimes alternating input by input. CPU: {result['device_name']}, "
+        f"a time, a block per runtime. CPU: {result['device_name']}, "
         f"{result['threads']} threads; torch {result['torch']}, onnxruntime "
         f"{result['onnxruntime'] or '-'}. One run.",
         "",

@@ -172,8 +172,13 @@ class LTPModel(nn.Module):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         live = attention_mask.bool()
-        x = self.encoder.embed(input_ids, token_type_ids)  # (B, T, d)
         enc = self.encoder
+        dims = (enc.hidden_size, enc.intermediate_size, enc.num_labels)
+        if mode == "compact" and not track_tokens and (
+                done := self.engine.whole(input_ids, attention_mask, token_type_ids)) is not None:
+            return ForwardOutput(logits=done[0], input_tokens=live.sum(dim=1).cpu(),
+                                 kept_tokens=done[1], dims=dims)
+        x = enc.embed(input_ids, token_type_ids)  # (B, T, d)
         extras: dict = {}
         if mode in ("compact", "unpruned"):
             cls, kept, survived = self._run_compact(x, live, mode == "compact", track_tokens)
@@ -187,8 +192,7 @@ class LTPModel(nn.Module):
         else:
             cls, kept, extras["scores"] = self._run_masked(x, live)
         return ForwardOutput(logits=enc.head(cls), input_tokens=live.sum(dim=1).cpu(),
-                             kept_tokens=kept.cpu(),
-                             dims=(enc.hidden_size, enc.intermediate_size, enc.num_labels),
+                             kept_tokens=kept.cpu(), dims=dims,
                              dense=mode in ("dense", "unpruned"), **extras)
 
     def run(self, batch: PaddedBatch, **kwargs) -> ForwardOutput:

@@ -12,6 +12,9 @@ rows (the live tokens of the batch, ``ltp.core.packing``) with per-input lengths
 * ``first_token(rows, counts)``: the last layer for the classifier tokens alone (keys and
   values of every row, one query per input), whose output is all the head reads.
 
+An engine may also run the whole pruned forward in one step (``whole``), with the same
+scores and keep rule compiled in (ONNX Runtime, one graph per input).
+
 Scores, the keep rule and the gathers stay in the loop, in fp32 torch, whatever the engine,
 so keep decisions mean the same thing on every engine. An engine is chosen when the model is
 loaded (``LTPModel.set_engine``); a new engine is one new class.
@@ -53,6 +56,13 @@ class Engine:
     def first_token(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """The last layer for each input's classifier token: rows (N, d) -> (B, d)."""
         raise NotImplementedError
+
+    def whole(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              token_type_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The whole pruned forward in one step, where an engine can run it so: a right-padded
+        batch (B, T) -> logits (B, C) and tokens kept after each layer (B, L); None (the
+        default): the model runs its layer loop."""
+        return None
 
     def describe(self) -> dict:
         """What this engine is, for ``/models``, ``/info`` and benchmark reports."""

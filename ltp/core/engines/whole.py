@@ -1,0 +1,72 @@
+"""The whole pruned forward of one input as one graph: the embeddings, every layer, its
+importance scores, its keep rule and its gather (NonZero / Gather in the graph), and the
+head, from token ids to logits, for ONNX Runtime to run in one call (no torch operator runs
+between calls, whose thread pool would compete with ONNX Runtime's for the cores).
+
+Written in torch with the same formulas as the layer loop (``LTPModel._run_compact``,
+``ltp.core.scoring``) and exported once per model: thresholds and which layers prune are
+constants of the graph. One input a call, so no padding and no masks: attention is each
+input over its own tokens, as the eager engine computes it. Only the threshold rule
+(``strategy="threshold"``) runs this way; top-k models run layer by layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ltp.core.engines.ort import _FeedForward, _Projection
+
+
+class WholeForward(nn.Module):
+    """Token ids and type ids (n,) of one input, classifier token first -> its logits (1, C)
+    and the tokens kept after each layer (L,) as floats."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        enc, pruning = model.encoder, model.pruning
+        self.hf = model.hf  # the embeddings and the head are the wrapped model's modules
+        self.embed, self.head = enc.embed, enc.head
+        self.qkv = nn.ModuleList(_Projection([p.query, p.key, p.value]) for p in enc.layers)
+        self.ffn = nn.ModuleList(_FeedForward(p) for p in enc.layers)
+        self.heads, self.width = enc.num_heads, enc.hidden_size
+        thresholds = [float(t) for t in model.thresholds().detach()]
+        self.thresholds = thresholds[:-1]
+        self.prunes = [model._prunes(i, torch.tensor(t)) for i, t in enumerate(self.thresholds)]
+        self.normalizer, self.median = pruning.normalizer, pruning.score_norm == "median"
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """(H, nq, dh), (H, n, dh) -> context (nq, d) and fp32 probabilities (H, nq, n)."""
+        probs = torch.softmax(torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(1, 2)), dim=-1)
+        return torch.matmul(probs, v).transpose(0, 1).reshape(-1, self.width), probs
+
+    def _split(self, qkv: torch.Tensor):
+        return qkv.view(-1, 3, self.heads, self.width // self.heads).permute(1, 2, 0, 3).unbind(0)
+
+    def _scores(self, received: torch.Tensor) -> torch.Tensor:
+        """``ltp.core.scoring.normalize_scores`` for one input, every token live."""
+        if not self.median:
+            return received / (self.heads * self.normalizer)
+        # the lower median of the tokens after the classifier token, as torch.nanmedian
+        ranked = torch.sort(torch.cat([received[1:], received[:1] * 0 + float("inf")])).values
+        middle = ((torch.ones_like(received).sum() - 2) / 2).floor().clamp_min(0).long()
+        median = torch.gather(ranked, 0, middle.reshape(1)).clamp_min(1e-12)
+        return received / (median * self.normalizer)
+
+    def forward(self, ids: torch.Tensor, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.embed(ids[None], types[None])[0]  # (n, d)
+        kept = []
+        for i, threshold in enumerate(self.thresholds):
+            q, k, v = self._split(self.qkv[i](rows))  # (H, n, dh)
+            ctx, probs = self._attend(q, k, v)
+            if self.prunes[i]:
+                keep = self._scores(probs.sum(dim=(0, 1))) >= threshold  # (n,)
+                keep = torch.cat([torch.ones_like(keep[:1]), keep[1:]])  # the classifier token
+                index = keep.nonzero().squeeze(1)
+                ctx, rows = ctx.index_select(0, index), rows.index_select(0, index)
+            rows = self.ffn[i](ctx, rows)
+            kept.append(torch.ones_like(rows[:, 0]).sum())
+        q, k, v = self._split(self.qkv[-1](rows))
+        ctx, _ = self._attend(q[:, :1], k, v)  # the classifier token's query alone
+        kept.append(torch.ones_like(rows[:1, 0]).sum())
+        return self.head(self.ffn[-1](ctx, rows[:1])), torch.stack(kept)

@@ -1,0 +1,60 @@
+"""Engines beyond the layer loop's own tests (test_model.py runs every engine against the
+masked reference): ONNX Runtime's whole-forward graph and when it stands aside."""
+
+import pytest
+import torch
+
+from ltp.core.config import PruningConfig
+from ltp.core.model import LTPModel
+from tests.ltp.core.test_model import pruning_half, run
+
+pytest.importorskip("onnxruntime")
+
+
+def test_the_whole_graph_runs_threshold_models_as_the_layer_loop_does(hf_model, batch):
+    ids, mask = batch
+    model = LTPModel(hf_model, pruning_half()).eval()
+    engine = model.set_engine("ort", threads=1)
+    with torch.no_grad():
+        whole = engine.whole(ids, mask, None)
+        loop = model(ids, mask, mode="compact", track_tokens=True)  # tracking: the loop
+    assert whole is not None
+    logits, kept = whole
+    assert torch.equal(kept, loop.kept_tokens)
+    torch.testing.assert_close(logits, loop.logits, atol=1e-5, rtol=1e-5)
+    assert (kept[:, 0] < mask.sum(1)).any(), "it really pruned"
+    masked = run(model, ids, mask, "masked", "ort")
+    assert torch.equal(run(model, ids, mask, "compact", "ort").kept_tokens, masked.kept_tokens)
+
+
+def test_a_batch_side_by_side_equals_one_input_at_a_time(hf_model, batch):
+    ids, mask = batch
+    model = LTPModel(hf_model, pruning_half()).eval()
+    one = model.set_engine("ort", threads=1).whole(ids, mask, None)
+    two = model.set_engine("ort", threads=2).whole(ids, mask, None)
+    assert torch.equal(one[1], two[1]) and torch.equal(one[0], two[0])
+
+
+def test_top_k_and_changed_thresholds_fall_back_to_the_loop(hf_model, batch):
+    ids, mask = batch
+    cascade = PruningConfig.cascade(3, 0.5)
+    model = LTPModel(hf_model, cascade).eval()
+    assert model.set_engine("ort").whole(ids, mask, None) is None  # top-k: layer by layer
+    compact, masked = run(model, ids, mask, "compact", "ort"), run(model, ids, mask, "masked", "ort")
+    assert torch.equal(compact.kept_tokens, masked.kept_tokens)
+    model = LTPModel(hf_model, pruning_half()).eval()
+    engine = model.set_engine("ort")
+    model.set_pruning(PruningConfig(num_layers=3, normalizer=16, final_threshold=0.0))
+    assert engine.whole(ids, mask, None) is None, "its graph has the old thresholds"
+    compact = run(model, ids, mask, "compact", "ort")
+    assert (compact.kept_tokens[:, :-1] == mask.sum(1, keepdim=True)).all(), "zero thresholds keep all"
+
+
+def test_int8_graphs_keep_most_decisions_of_fp32(hf_model, batch):
+    ids, mask = batch
+    model = LTPModel(hf_model, pruning_half()).eval()
+    fp32 = model.set_engine("ort", precision="fp32").whole(ids, mask, None)
+    int8 = model.set_engine("ort", precision="int8").whole(ids, mask, None)
+    assert (fp32[1] == int8[1]).float().mean() >= 0.5
+    assert (fp32[0] - int8[0]).abs().max() < 0.5
+    assert model.engine.describe()["precision"] == "int8"
