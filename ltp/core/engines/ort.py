@@ -31,51 +31,12 @@ from torch.profiler import record_function
 
 from ltp.core.attention import attend_first, attend_inputs
 from ltp.core.engines.base import Engine
+from ltp.core.engines.graphs import FeedForward, Projection, Step, WholeForward
 from ltp.core.packing import first_rows, live_from_counts
 
 log = logging.getLogger(__name__)
 
 ORT_RANGE = "ort::run"  # the profiler range of one session call
-
-
-class _Projection(nn.Module):
-    """Fused projections as one MatMul + Add (what dynamic quantisation rewrites)."""
-
-    def __init__(self, linears: list[nn.Linear]) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.cat([lin.weight for lin in linears]).t().contiguous())
-        self.bias = nn.Parameter(torch.cat([lin.bias for lin in linears]))
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(rows, self.weight) + self.bias
-
-
-class _FeedForward(nn.Module):
-    """The layer after attention, as the model computes it (``LTPModel.finish``)."""
-
-    def __init__(self, parts) -> None:
-        super().__init__()
-        self.attn_out, self.attn_norm = _Projection([parts.attn_out]), parts.attn_norm
-        self.ffn_in, self.ffn_out = _Projection([parts.ffn_in]), _Projection([parts.ffn_out])
-        self.ffn_norm, self.activation = parts.ffn_norm, parts.activation
-
-    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        a = self.attn_norm(self.attn_out(ctx) + residual)
-        return self.ffn_norm(self.ffn_out(self.activation(self.ffn_in(a))) + a)
-
-
-class _Step(nn.Module):
-    """A layer's feed-forward, then the next layer's Q/K/V projection: one call where no
-    gather comes between them."""
-
-    def __init__(self, parts, following) -> None:
-        super().__init__()
-        self.ffn = _FeedForward(parts)
-        self.qkv = _Projection([following.query, following.key, following.value])
-
-    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.ffn(ctx, residual)
-        return rows, self.qkv(rows)
 
 
 def _export(module: nn.Module, inputs: dict[str, torch.Tensor], path: Path,
@@ -168,24 +129,23 @@ class OrtEngine(Engine):
         enc, rows = self.encoder, torch.randn(7, self.encoder.hidden_size)
         graphs = {}
         for i, parts in enumerate(enc.layers):
-            qkv = _Projection([parts.query, parts.key, parts.value])
+            qkv = Projection([parts.query, parts.key, parts.value])
             graphs[i, "qkv"] = _export(qkv, {"rows": rows}, folder / f"layer{i}.qkv.onnx")
-            graphs[i, "ffn"] = _export(_FeedForward(parts).eval(), {"ctx": rows, "residual": rows},
+            graphs[i, "ffn"] = _export(FeedForward(parts).eval(), {"ctx": rows, "residual": rows},
                                        folder / f"layer{i}.ffn.onnx")
             if i + 1 < enc.num_layers:
-                graphs[i, "step"] = _export(_Step(parts, enc.layers[i + 1]).eval(),
+                graphs[i, "step"] = _export(Step(parts, enc.layers[i + 1]).eval(),
                                             {"ctx": rows, "residual": rows},
                                             folder / f"layer{i}.step.onnx", ("rows", "qkv"))
         return graphs
 
     def _whole_session(self, folder: Path, ort):
-        """The whole forward's graph (``ltp.core.engines.whole``) for threshold models. With
+        """The whole forward's graph (``ltp.core.engines.graphs.WholeForward``) for threshold models. With
         more than one thread: a lone input runs on a session of all the threads, spinning
         between operators (one input's operators are short: waking a sleeping pool for each
         cost more than the work; 6.5 ms against 7.5 ms without spinning and 8.8 ms on one
         thread here), and a batch's inputs run side by side, one a thread, on a session of
         one thread."""
-        from ltp.core.engines.whole import WholeForward
 
         if self.model.pruning.strategy != "threshold":
             return None

@@ -1,7 +1,9 @@
-"""The whole pruned forward of one input as one graph: the embeddings, every layer, its
-importance scores, its keep rule and its gather (NonZero / Gather in the graph), and the
-head, from token ids to logits, for ONNX Runtime to run in one call (no torch operator runs
-between calls, whose thread pool would compete with ONNX Runtime's for the cores).
+"""The torch modules exported to ONNX: a layer's fused projections, its feed-forward part,
+the two as one step, and the whole pruned forward of one input as one graph (the
+embeddings, every layer, its importance scores, its keep rule and its gather as NonZero /
+Gather in the graph, and the head, from token ids to logits) for ONNX Runtime to run in one
+call (no torch operator runs between calls, whose thread pool would compete with ONNX
+Runtime's for the cores).
 
 Written in torch with the same formulas as the layer loop (``LTPModel._run_compact``,
 ``ltp.core.scoring``) and exported once per model: thresholds and which layers prune are
@@ -15,7 +17,45 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ltp.core.engines.ort import _FeedForward, _Projection
+
+class Projection(nn.Module):
+    """Fused projections as one MatMul + Add (what dynamic quantisation rewrites)."""
+
+    def __init__(self, linears: list[nn.Linear]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.cat([lin.weight for lin in linears]).t().contiguous())
+        self.bias = nn.Parameter(torch.cat([lin.bias for lin in linears]))
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(rows, self.weight) + self.bias
+
+
+class FeedForward(nn.Module):
+    """The layer after attention, as the model computes it (``LTPModel.finish``)."""
+
+    def __init__(self, parts) -> None:
+        super().__init__()
+        self.attn_out, self.attn_norm = Projection([parts.attn_out]), parts.attn_norm
+        self.ffn_in, self.ffn_out = Projection([parts.ffn_in]), Projection([parts.ffn_out])
+        self.ffn_norm, self.activation = parts.ffn_norm, parts.activation
+
+    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        a = self.attn_norm(self.attn_out(ctx) + residual)
+        return self.ffn_norm(self.ffn_out(self.activation(self.ffn_in(a))) + a)
+
+
+class Step(nn.Module):
+    """A layer's feed-forward, then the next layer's Q/K/V projection: one call where no
+    gather comes between them."""
+
+    def __init__(self, parts, following) -> None:
+        super().__init__()
+        self.ffn = FeedForward(parts)
+        self.qkv = Projection([following.query, following.key, following.value])
+
+    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.ffn(ctx, residual)
+        return rows, self.qkv(rows)
 
 
 class WholeForward(nn.Module):
@@ -27,8 +67,8 @@ class WholeForward(nn.Module):
         enc, pruning = model.encoder, model.pruning
         self.hf = model.hf  # the embeddings and the head are the wrapped model's modules
         self.embed, self.head = enc.embed, enc.head
-        self.qkv = nn.ModuleList(_Projection([p.query, p.key, p.value]) for p in enc.layers)
-        self.ffn = nn.ModuleList(_FeedForward(p) for p in enc.layers)
+        self.qkv = nn.ModuleList(Projection([p.query, p.key, p.value]) for p in enc.layers)
+        self.ffn = nn.ModuleList(FeedForward(p) for p in enc.layers)
         self.heads, self.width = enc.num_heads, enc.hidden_size
         thresholds = [float(t) for t in model.thresholds().detach()]
         self.thresholds = thresholds[:-1]
