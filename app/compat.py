@@ -1,19 +1,31 @@
 """Adapters for the APIs our users' clients already speak, over the same front.
 
-* text-embeddings-inference (TEI): ``POST /predict``, ``GET /info``, ``POST /tokenize``, with
-  TEI's request and response shapes and timing headers.
+* text-embeddings-inference (TEI), every route it serves for a classifier, with its request
+  and response shapes and timing headers: ``POST /predict``, and the same on ``POST /`` and
+  ``POST /invocations`` (what clients given only a base URL call, and SageMaker's), where a
+  rerank body (``query``, ``texts``) reranks as TEI's ``/`` does for a one-output model;
+  ``POST /rerank``; ``POST /vertex``; ``GET /info``; ``POST /tokenize``; ``POST /decode``;
+  ``GET /health``, ``GET /`` and ``GET /ping``.
+* The Hugging Face inference API's text-classification body, which ``huggingface_hub``'s
+  ``InferenceClient.text_classification`` posts to a base URL: ``{"inputs", "parameters":
+  {"top_k", "function_to_apply"}}``, answered with one list per input as that API does.
 * Infinity: its ``/classify`` body (``input``, ``model``, ``raw_scores``), answered in its
   shape; our ``/classify`` route hands such bodies here.
 
 Limits, admission, errors and metrics are the front's and the error table's: an adapter
 only converts bodies. Where we differ from the original, on purpose: errors use our types
-in TEI's ``{"error", "error_type"}`` body (validation is 422, as in TEI 1.9); Infinity's
+in TEI's ``{"error", "error_type"}`` body (validation is 422, as in TEI 1.9); scores follow
+the model's head (``ltp.core.heads``): a multi-label model scores each label with its own
+sigmoid (TEI applies a softmax to any model with more than one output) and a regression
+model answers its value (TEI applies a sigmoid to a single output); Infinity's
 ``raw_scores`` returns logits (Infinity accepts and ignores it); Infinity's ``usage`` counts
-tokens (Infinity counts characters by default).
+tokens (Infinity counts characters by default). ``docs/heads.md`` has the table.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 import uuid
 
@@ -21,22 +33,36 @@ from fastapi import APIRouter, Request, Response
 
 from app.calls import INFERENCE_ERRORS, Authorized, Call, Front, json_response, request_body, scores
 from app.engine.front import Inference
-from app.errors import InvalidInputError, NotReadyError, UnauthorizedError, responses
+from app.errors import (
+    InvalidInputError,
+    ModelTypeError,
+    NotReadyError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    responses,
+)
 from app.schemas import (
+    DecodeRequest,
+    HFParameters,
     InfinityClassifyRequest,
     InfinityClassifyResponse,
     Info,
     PredictRequest,
+    Rank,
+    RerankRequest,
     ScoreLabel,
     SimpleToken,
     TokenizeRequest,
+    VertexRequest,
     parse_json,
     validate,
 )
+from ltp.core.heads import ranked
 from ltp.core.text import encode, fixed_tokenizer
 
 router = APIRouter(tags=["TEI compatible"])
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
+PREDICTIONS = list[ScoreLabel] | list[list[ScoreLabel]]
 
 
 def _scored(result, labels: list[str], raw: bool) -> list[dict]:
@@ -47,30 +73,141 @@ def _int_ms(seconds: float) -> str:
     return str(int(seconds * 1e3))
 
 
-@router.post("/predict", response_model=list[ScoreLabel] | list[list[ScoreLabel]],
-             dependencies=[Authorized], responses=responses(*INFERENCE_ERRORS),
-             openapi_extra=request_body(PredictRequest))
-async def predict(request: Request, front: Front) -> Response:
-    """TEI's predict: every label with its score, best first; a list of those for a batch."""
-    call = Call(request, front)
-    body = validate(PredictRequest, await call.json())
-    items = body.items()
-    truncate = True if body.truncate is None else body.truncate
-    left = body.truncation_direction.lower() == "left" and truncate
-    result = await call.run(None, items, truncate,
-                            tokenize=_left_truncating(call.front, items) if left else None)
-    total = call.record(result)
-    answers = [_scored(r, result.labels, body.raw_scores) for r in result.results]
-    per_item = len(result.results)
+def _transformed(logits: list[float], function: str) -> list[float]:
+    """The Hugging Face API's ``function_to_apply`` on one input's logits."""
+    if function == "sigmoid":
+        return [1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+                for x in logits]
+    if function == "softmax":
+        top = max(logits)
+        exp = [math.exp(x - top) for x in logits]
+        return [e / sum(exp) for e in exp]
+    return list(logits)
+
+
+def _hf_scored(result, labels: list[str], params: HFParameters, raw: bool) -> list[dict]:
+    """One input's answer to the Hugging Face API's parameters: best first, ``top_k`` of them."""
+    if params.function_to_apply is None:
+        return _scored(result, labels, raw)[: params.top_k]
+    values = _transformed(result.logits, params.function_to_apply)
+    return [{"score": s, "label": label} for s, label in ranked(values, labels)][: params.top_k]
+
+
+def _headers(result: Inference, total: float, items) -> dict[str, str]:
+    """TEI's timing headers (tokenising time per input, as TEI's batch average)."""
     t = result.timings
-    return json_response(answers if body.is_batch else answers[0], headers={
+    return {
         "x-compute-type": str(result.artifact.device.type),
         "x-compute-time": _int_ms(total), "x-total-time": _int_ms(total),
         "x-compute-characters": str(sum(len(a) + len(b or "") for a, b in items)),
         "x-compute-tokens": str(sum(r.input_tokens for r in result.results)),
-        "x-tokenization-time": _int_ms(t.tokenize_seconds / per_item),
+        "x-tokenization-time": _int_ms(t.tokenize_seconds / len(result.results)),
         "x-queue-time": _int_ms(t.queue_seconds), "x-inference-time": _int_ms(t.inference_seconds),
-    })
+    }
+
+
+async def _run(call: Call, items, truncate: bool | None, direction: str) -> Inference:
+    """``items`` through the front, cut from TEI's truncation direction."""
+    truncate = True if truncate is None else truncate
+    left = direction.lower() == "left" and truncate
+    return await call.run(None, items, truncate,
+                          tokenize=_left_truncating(call.front, items) if left else None)
+
+
+Answer = tuple[list, Inference, list]  # the body, the inference, the items it ran
+
+
+async def _predicted(call: Call, body: PredictRequest) -> Answer:
+    """TEI's predict answer (one input: its list; a batch: a list per input), or, with the
+    Hugging Face API's ``parameters``, a list per input always."""
+    items = body.items()
+    result = await _run(call, items, body.truncate, body.truncation_direction)
+    labels = result.labels
+    if body.parameters is not None:
+        answers = [_hf_scored(r, labels, body.parameters, body.raw_scores) for r in result.results]
+        return answers, result, items
+    answers = [_scored(r, labels, body.raw_scores) for r in result.results]
+    return (answers if body.is_batch else answers[0]), result, items
+
+
+async def _reranked(call: Call, body: RerankRequest) -> Answer:
+    """TEI's rerank: the query paired with each text, scored by a one-output model, best first."""
+    labels = call.front.artifacts[call.front.model_name(None)].meta.labels
+    if len(labels) != 1:
+        raise ModelTypeError(f"model is not a re-ranker model: it has {len(labels)} labels "
+                             "(POST /predict classifies)")
+    items = [(body.query, text) for text in body.texts]
+    result = await _run(call, items, body.truncate, body.truncation_direction)
+    ranks = [{"index": i, "score": (r.logits if body.raw_scores else r.probabilities)[0]}
+             | ({"text": body.texts[i]} if body.return_text else {})
+             for i, r in enumerate(result.results)]
+    return sorted(ranks, key=lambda r: -r["score"]), result, items
+
+
+def _answer(call: Call, answer: Answer) -> Response:
+    """Count the success and answer with TEI's timing headers."""
+    body, result, items = answer
+    total = call.record(result)
+    return json_response(body, headers=_headers(result, total, items))
+
+
+PREDICT_ERRORS = responses(*INFERENCE_ERRORS)
+
+
+@router.post("/predict", response_model=PREDICTIONS, dependencies=[Authorized],
+             responses=PREDICT_ERRORS, openapi_extra=request_body(PredictRequest))
+async def predict(request: Request, front: Front) -> Response:
+    """TEI's predict: every label with its score, best first; a list of those for a batch."""
+    call = Call(request, front)
+    return _answer(call, await _predicted(call, validate(PredictRequest, await call.json())))
+
+
+@router.post("/", response_model=PREDICTIONS | list[Rank], dependencies=[Authorized],
+             responses=responses(*INFERENCE_ERRORS, ModelTypeError),
+             openapi_extra=request_body(PredictRequest))
+@router.post("/invocations", response_model=PREDICTIONS | list[Rank], dependencies=[Authorized],
+             responses=responses(*INFERENCE_ERRORS, ModelTypeError),
+             openapi_extra=request_body(PredictRequest))
+async def default_route(request: Request, front: Front) -> Response:
+    """TEI's route for a base URL (and SageMaker's ``/invocations``): a predict body
+    predicts; a rerank body (``query``, ``texts``) reranks."""
+    call = Call(request, front)
+    data = await call.json()
+    if isinstance(data, dict) and "query" in data and "inputs" not in data:
+        return _answer(call, await _reranked(call, validate(RerankRequest, data)))
+    return _answer(call, await _predicted(call, validate(PredictRequest, data)))
+
+
+@router.post("/rerank", response_model=list[Rank], dependencies=[Authorized],
+             responses=responses(*INFERENCE_ERRORS, ModelTypeError),
+             openapi_extra=request_body(RerankRequest))
+async def rerank(request: Request, front: Front) -> Response:
+    """TEI's rerank, for a model with one output (a 424 for a classifier of several labels)."""
+    call = Call(request, front)
+    return _answer(call, await _reranked(call, validate(RerankRequest, await call.json())))
+
+
+@router.post("/vertex", dependencies=[Authorized],
+             responses=responses(*INFERENCE_ERRORS, ModelTypeError),
+             openapi_extra=request_body(VertexRequest))
+async def vertex(request: Request, front: Front) -> Response:
+    """Vertex AI's body: each instance answered as ``/predict`` (``/rerank`` for a rerank
+    body), in ``{"predictions": [...]}``."""
+    call = Call(request, front)
+    body = validate(VertexRequest, await call.json())
+    if len(body.instances) > front.settings.max_inputs:
+        raise PayloadTooLargeError(f"{len(body.instances)} instances; at most "
+                                   f"{front.settings.max_inputs} per request")
+
+    def run(instance: dict):
+        if "query" in instance and "texts" in instance:
+            return _reranked(call, validate(RerankRequest, instance))
+        return _predicted(call, validate(PredictRequest, instance))
+
+    answers = await asyncio.gather(*(run(i) for i in body.instances))
+    if answers:
+        call.record(answers[-1][1])
+    return json_response({"predictions": [body for body, _, _ in answers]})
 
 
 def _left_truncating(front, items):
@@ -93,8 +230,9 @@ async def info(request: Request, front: Front) -> Info:
         model_id=name, model_dtype=DTYPE_NAMES[request.app.state.precisions[name].dtype],
         engine=request.app.state.precisions[name].engine,
         served_model_name=name,
-        model_type={"classifier": {"id2label": {str(i): lab for i, lab in enumerate(labels)},
-                                   "label2id": {lab: i for i, lab in enumerate(labels)}}},
+        model_type={"classifier" if len(labels) > 1 else "reranker": {
+            "id2label": {str(i): lab for i, lab in enumerate(labels)},
+            "label2id": {lab: i for i, lab in enumerate(labels)}}},
         max_concurrent_requests=settings.max_queue_sequences,
         max_input_length=artifact.meta.max_length, max_batch_tokens=settings.max_batch_tokens,
         max_batch_requests=settings.max_batch_size, max_client_batch_size=settings.max_inputs,
@@ -112,6 +250,40 @@ async def tokenize(request: Request, front: Front) -> Response:
     tokenizer = fixed_tokenizer(front.artifacts[front.settings.default_model].tokenizer, None)
     encodings = tokenizer.encode_batch(texts, add_special_tokens=body.add_special_tokens)
     return json_response([_tokens(text, enc) for text, enc in zip(texts, encodings, strict=True)])
+
+
+@router.post("/decode", response_model=list[str], dependencies=[Authorized],
+             responses=responses(UnauthorizedError, NotReadyError, InvalidInputError,
+                                 PayloadTooLargeError),
+             openapi_extra=request_body(DecodeRequest))
+async def decode(request: Request, front: Front) -> Response:
+    """TEI's decode: token ids back to text, one string per sequence."""
+    body = validate(DecodeRequest, parse_json(await request.body()))
+    batch = body.ids if body.ids and isinstance(body.ids[0], list) else [body.ids]
+    if len(batch) > front.settings.max_inputs:
+        raise PayloadTooLargeError(f"{len(batch)} sequences; at most {front.settings.max_inputs}")
+    tokenizer = front.artifacts[front.settings.default_model].tokenizer
+    vocab = len(tokenizer)
+    unknown = next((i for ids in batch for i in ids if i >= vocab), None)
+    if unknown is not None:
+        raise InvalidInputError(f"token id {unknown} is not in the vocabulary ({vocab} ids)")
+    if sum(len(ids) for ids in batch) > front.settings.max_text_chars:
+        raise PayloadTooLargeError(f"more than {front.settings.max_text_chars} token ids")
+    return json_response(tokenizer.batch_decode(batch, skip_special_tokens=body.skip_special_tokens))
+
+
+EMPTY_OK = {200: {"description": "ready: an empty body", "content": None}}
+
+
+@router.get("/health", response_class=Response, responses=EMPTY_OK | responses(NotReadyError))
+@router.get("/ping", response_class=Response, include_in_schema=False)
+@router.get("/", response_class=Response, include_in_schema=False)
+async def health(request: Request) -> Response:
+    """TEI's health (also ``GET /`` and SageMaker's ``GET /ping``): 200 with an empty body
+    once the models are loaded and warmed up, else 503."""
+    if not getattr(request.app.state, "ready", False):
+        raise NotReadyError("models are still loading")
+    return Response(status_code=200)
 
 
 def _tokens(text: str, encoding) -> list[dict]:

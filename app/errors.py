@@ -90,6 +90,12 @@ class DeadlineExceededError(ServiceError):
     status, type, description = 504, "deadline_exceeded", "the request's deadline passed"
 
 
+class ModelTypeError(ServiceError):
+    """A route the model's head cannot answer (TEI's: rerank on a many-label classifier)."""
+
+    status, type, description = 424, "model_type", "the model's head does not do what the route asks"
+
+
 class InferenceFailedError(ServiceError):
     status, type, description = 500, "inference_failed", "the model's forward pass failed"
 

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from app.errors import PayloadTooLargeError, ServiceError
 
 log = logging.getLogger("app")
-INFERENCE_PATHS = ("/classify", "/predict")  # requests counted in ltp_requests_total
+# requests counted in ltp_requests_total and admitted before parsing; TEI's client posts to "/"
+INFERENCE_PATHS = ("/classify", "/predict", "/", "/invocations", "/rerank", "/vertex")
 
 
 class ErrorGuard:

@@ -25,6 +25,7 @@ from app.schemas import (
     ModelList,
     validate,
 )
+from ltp.core.heads import labels_given
 
 router = APIRouter()
 
@@ -37,8 +38,10 @@ def _ms(seconds: float) -> str:
              responses=responses(*INFERENCE_ERRORS, ModelNotFoundError),
              openapi_extra=request_body(ClassifyRequest))
 async def classify(request: Request, front: Front) -> Response:
-    """Classify texts or text pairs. Also takes Infinity's body (`input`, `model`, `raw_scores`)
-    and then answers in Infinity's shape."""
+    """Classify texts or text pairs with the model's head: a softmax over labels, an
+    independent sigmoid per label with the labels over their thresholds (multi-label), or
+    the value (regression). Also takes Infinity's body (`input`, `model`, `raw_scores`) and
+    then answers in Infinity's shape."""
     call = Call(request, front)
     data = await call.json()
     if isinstance(data, dict) and "input" in data and "inputs" not in data:
@@ -57,12 +60,18 @@ async def classify(request: Request, front: Front) -> Response:
 
 
 def _classify_body(result: Inference, body: ClassifyRequest) -> dict:
+    head = result.artifact.meta.head
+    thresholds = head.label_thresholds(len(result.labels)) if head.multi_label else None
     predictions = []
     for res in result.results:
         ranked = scores(res, result.labels, body.raw_scores)
         pred = {"label": ranked[0][1], "score": ranked[0][0],
-                "scores": [{"label": label, "score": s} for s, label in ranked[: body.top_k]],
-                "input_tokens": res.input_tokens, "kept_tokens": res.kept_tokens}
+                "scores": [{"label": label, "score": s} for s, label in ranked[: body.top_k]]}
+        if thresholds is not None:  # decided on the sigmoid scores, raw_scores or not
+            pred["labels"] = labels_given(res.probabilities, result.labels, thresholds)
+        if head.regression and len(result.labels) == 1:
+            pred["value"] = res.logits[0]
+        pred |= {"input_tokens": res.input_tokens, "kept_tokens": res.kept_tokens}
         if body.details:
             pred["kept_tokens_per_layer"] = res.kept_tokens_per_layer
         predictions.append(pred)
@@ -79,7 +88,10 @@ async def models(request: Request, front: Front) -> ModelList:
     settings = request.app.state.settings
     return ModelList(models=[
         ModelInfo(name=name, default=name == settings.default_model, family=a.meta.family,
-                  labels=a.meta.labels, max_length=a.meta.max_length,
+                  labels=a.meta.labels, problem_type=a.meta.head.problem_type,
+                  label_thresholds=(a.meta.head.label_thresholds(len(a.meta.labels))
+                                    if a.meta.head.multi_label else None),
+                  max_length=a.meta.max_length,
                   thresholds=[round(t, 6) for t in a.meta.pruning.thresholds()],
                   device=str(a.device), dtype=request.app.state.precisions[name].dtype,
                   engine=request.app.state.precisions[name].engine,

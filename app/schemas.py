@@ -74,9 +74,15 @@ class LabelScore(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: str
-    score: float
-    scores: list[LabelScore]
+    label: str = Field(description="the best label (regression: the output's name)")
+    score: float = Field(description="its score: a probability, a label's own sigmoid "
+                         "(multi-label), the value (regression), or a logit with raw_scores")
+    scores: list[LabelScore] = Field(description="every label, best first; multi-label: each "
+                                     "label's independent score")
+    labels: list[str] | None = Field(None, description=(
+        "multi-label models only: the labels whose score reaches their threshold (the "
+        "model's, per label, in GET /models), best first; may be empty"))
+    value: float | None = Field(None, description="regression models only: the predicted value")
     input_tokens: int
     kept_tokens: int = Field(description="tokens left after the last layer that prunes")
     kept_tokens_per_layer: list[int] | None = None
@@ -100,6 +106,10 @@ class ModelInfo(BaseModel):
     default: bool
     family: str
     labels: list[str]
+    problem_type: str = Field(description="single_label_classification (softmax), "
+                              "multi_label_classification (a sigmoid per label) or regression")
+    label_thresholds: list[float] | None = Field(None, description=(
+        "multi-label: the score at or above which each label is given"))
     max_length: int
     thresholds: list[float]
     device: str
@@ -147,6 +157,14 @@ class InfinityClassifyResponse(BaseModel):
 
 # -- TEI: POST /predict, GET /info, POST /tokenize ----------------------------------------
 
+class HFParameters(BaseModel):
+    """The Hugging Face inference API's text-classification parameters."""
+
+    top_k: int | None = Field(None, ge=1, description="only the k best labels")
+    function_to_apply: Literal["sigmoid", "softmax", "none"] | None = Field(
+        None, description="instead of the model's own (softmax, a sigmoid per label, none)")
+
+
 class PredictRequest(BaseModel):
     """TEI's body. `inputs`: a text, a pair `[a, b]`, or a batch `[[a], [a, b], ...]`; the
     first element decides, as in TEI."""
@@ -157,6 +175,10 @@ class PredictRequest(BaseModel):
     truncate: bool | None = Field(None, description="cut to the max length; null: the server's (true)")
     truncation_direction: Literal["Left", "left", "Right", "right"] = "Right"
     raw_scores: bool = Field(False, description="logits instead of probabilities")
+    parameters: HFParameters | None = Field(None, description=(
+        "not TEI's: the Hugging Face inference API's text-classification parameters, which "
+        "its clients (huggingface_hub's InferenceClient) send; with them the answer is one "
+        "list per input, as that API's, and top_k / function_to_apply apply"))
 
     @property
     def is_batch(self) -> bool:
@@ -188,8 +210,33 @@ class ClassifierType(BaseModel):
     label2id: dict[str, int]
 
 
-class ModelType(BaseModel):
-    classifier: ClassifierType
+class RerankRequest(BaseModel):
+    """TEI's rerank body: a query scored against each text, as pairs, by a one-output model."""
+
+    query: Text
+    texts: Annotated[list[Text], Len(min_length=1)]
+    truncate: bool | None = Field(None, description="cut to the max length; null: the server's (true)")
+    truncation_direction: Literal["Left", "left", "Right", "right"] = "Right"
+    raw_scores: bool = False
+    return_text: bool = False
+
+
+class Rank(BaseModel):
+    index: int
+    text: str | None = Field(None, description="present with return_text")
+    score: float
+
+
+class DecodeRequest(BaseModel):
+    ids: list[Annotated[int, Field(ge=0)]] | Annotated[
+        list[list[Annotated[int, Field(ge=0)]]], Len(min_length=1)]
+    skip_special_tokens: bool = True
+
+
+class VertexRequest(BaseModel):
+    """Vertex AI's body: each instance a predict body (a rerank body for a reranker)."""
+
+    instances: list[dict]
 
 
 class Info(BaseModel):
@@ -199,7 +246,8 @@ class Info(BaseModel):
     model_sha: str | None = None
     model_dtype: str
     served_model_name: str
-    model_type: ModelType
+    model_type: dict[Literal["classifier", "reranker"], ClassifierType] = Field(description=(
+        "TEI's: a model with one output is a reranker, with more a classifier"))
     max_concurrent_requests: int
     max_input_length: int
     max_batch_tokens: int

@@ -117,10 +117,12 @@ def tiny_csv(tmp_path):
     return path
 
 
-def make_artifact(folder, labels, final_threshold=0.06, seed=0):
-    """Save a tiny BERT LTP artifact (max length 32, thresholds that prune) into ``folder``."""
+def make_artifact(folder, labels, final_threshold=0.06, seed=0, head=None):
+    """Save a tiny BERT LTP artifact (max length 32, thresholds that prune) into ``folder``;
+    ``head``: an ``ltp.core.heads.Head`` (default single-label)."""
     from ltp.core.artifact import Artifact, ArtifactMeta, save_artifact
     from ltp.core.config import PruningConfig
+    from ltp.core.heads import Head
     from ltp.core.model import LTPModel
 
     torch.manual_seed(seed)
@@ -128,8 +130,8 @@ def make_artifact(folder, labels, final_threshold=0.06, seed=0):
                      intermediate_size=64, max_position_embeddings=64, num_labels=len(labels))
     pruning = PruningConfig(num_layers=3, normalizer=16, final_threshold=final_threshold)
     model = LTPModel(BertForSequenceClassification(cfg).eval(), pruning)
-    save_artifact(Artifact(model, tiny_tokenizer(), ArtifactMeta(labels, pruning, max_length=32)),
-                  folder)
+    meta = ArtifactMeta(labels, pruning, max_length=32, head=head or Head())
+    save_artifact(Artifact(model, tiny_tokenizer(), meta), folder)
 
 
 @pytest.fixture(scope="session")

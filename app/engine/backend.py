@@ -27,7 +27,7 @@ class Backend:
     def run(self, batch: Batch) -> BatchStats:
         start = time.perf_counter()
         out, logits = self.forward(batch.model, [e.encoded for e in batch.entries])
-        probs = logits.softmax(-1)
+        probs = self.artifacts[batch.model].meta.head.scores(logits)  # softmax, sigmoid, values
         seconds = time.perf_counter() - start
         stats = BatchStats(model=batch.model, size=len(batch.entries), num_tokens=batch.num_tokens,
                            padded_tokens=batch.padded_tokens, seconds=seconds)

@@ -25,13 +25,15 @@ def cmd_convert(args: argparse.Namespace) -> dict:
 
     from ltp.core.artifact import from_classifier, save_artifact
     from ltp.core.config import PruningConfig
+    from ltp.core.heads import Head
     from ltp.data.datasets import DataError, load_dataset
 
     labels = args.labels.split(",") if args.labels else None
     if labels is None and args.dataset:
         labels = load_dataset(args.dataset).labels
     torch.manual_seed(args.seed)
-    artifact = from_classifier(args.source, labels=labels, max_length=args.max_length)
+    head = Head(args.problem_type) if args.problem_type else None
+    artifact = from_classifier(args.source, labels=labels, max_length=args.max_length, head=head)
     artifact.model.set_pruning(PruningConfig(
         num_layers=artifact.model.encoder.num_layers,
         normalizer=args.normalizer or args.max_length,
@@ -201,11 +203,13 @@ def _build_from_data(args: argparse.Namespace) -> dict:
     if not args.name:
         raise RecipeError("--data needs --name (the model's name under the models folder)")
     target = args.target_flops if args.target_flops == "auto" else float(args.target_flops)
+    labels = tuple(c.strip() for c in args.label_columns.split(",")) if args.label_columns else None
+    columns = Columns(args.text_column, args.label_column, args.pair_column, labels,
+                      args.label_delimiter)
     return build_from_data(
-        args.data, args.name, Columns(args.text_column, args.label_column, args.pair_column),
-        base=args.base, target_flops=target, max_length=args.max_length,
-        models_dir=args.models_dir, allow_weak=args.allow_weak, force=args.force, seed=args.seed,
-        steps=args.steps)
+        args.data, args.name, columns, base=args.base, target_flops=target,
+        max_length=args.max_length, models_dir=args.models_dir, allow_weak=args.allow_weak,
+        force=args.force, seed=args.seed, steps=args.steps, problem_type=args.problem_type)
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ltp.cli import commands
 from ltp.cli.output import emit
-from ltp.core.config import BATCH_ORDERS, ENGINES, PRECISIONS
+from ltp.core.config import BATCH_ORDERS, ENGINES, PRECISIONS, PROBLEM_TYPES
 
 log = logging.getLogger("ltp")
 
@@ -121,6 +121,9 @@ def _add_convert(sub) -> None:
     p.add_argument("--target-keep", type=float, help="calibrate the ramp to keep this fraction")
     p.add_argument("--calib-examples", type=int, default=256, help="dev inputs to calibrate on")
     p.add_argument("--seed", type=int, default=0, help="seed for a newly initialised head")
+    p.add_argument("--problem-type", choices=PROBLEM_TYPES,
+                   help="the head's problem type (default: the checkpoint's config.problem_type; "
+                        "unset there: regression for one label, else single-label)")
     _json_flag(p)
 
 
@@ -235,6 +238,13 @@ def _add_build(sub) -> None:
     p.add_argument("--name", help="with --data: the LTP model's name (its dense parent: NAME-dense)")
     p.add_argument("--text-column", default="text", help="with --data: column of the text")
     p.add_argument("--label-column", default="label", help="with --data: column of the label")
+    p.add_argument("--label-columns", help="multi-label: comma-separated 0/1 columns, one per label")
+    p.add_argument("--label-delimiter", help="multi-label: the label column holds several labels "
+                   "split by this ('|', ';', ',')")
+    p.add_argument("--problem-type", choices=PROBLEM_TYPES,
+                   help="default: multi_label_classification with --label-columns or "
+                        "--label-delimiter, else single_label_classification; regression reads "
+                        "numeric labels")
     p.add_argument("--pair-column", help="second text of a pair (entailment, question + answer)")
     p.add_argument("--base", default="minilm", help="minilm, or a BERT/RoBERTa/DistilBERT folder")
     p.add_argument("--target-flops", default="auto",

@@ -1,7 +1,8 @@
 """Model artifact: one folder = HF config + safetensors weights + tokenizer + ``ltp.json``.
 
 ``ltp.json`` holds everything else needed to rebuild the pruned model: thresholds (ramp and
-learned deltas), normaliser, temperature, labels, max length, provenance, eval results.
+learned deltas), normaliser, temperature, labels, the head (problem type and per-label
+thresholds, ``ltp.core.heads``), max length, provenance, eval results.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from ltp.core.config import FLOAT_PRECISIONS, PRECISIONS, PruningConfig
 from ltp.core.engines import engine_class
+from ltp.core.heads import Head, problem_type_of
 from ltp.core.model import ForwardOutput, LTPModel
 from ltp.core.quant import INT8_FILE, is_int8, load_int8, quantize_model, save_int8
 from ltp.core.text import Encoded, PaddedBatch, pad_batch, padded_batches
@@ -47,12 +49,14 @@ class ArtifactMeta:
     provenance: dict = field(default_factory=dict)
     eval: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    head: Head = field(default_factory=Head)
 
     def to_dict(self) -> dict:
         return {
             "format_version": self.format_version,
             "family": self.family,
             "labels": self.labels,
+            "head": self.head.to_dict(),
             "max_length": self.max_length,
             "pruning": self.pruning.to_dict(),
             "provenance": self.provenance,
@@ -64,13 +68,18 @@ class ArtifactMeta:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise ArtifactError(f"unsupported ltp.json format_version {version!r}")
+        labels, head = list(data["labels"]), Head.from_dict(data.get("head"))
+        if head.thresholds is not None and len(head.thresholds) != len(labels):
+            raise ArtifactError(f"ltp.json: {len(head.thresholds)} label thresholds for "
+                                f"{len(labels)} labels")
         return cls(
-            labels=list(data["labels"]),
+            labels=labels,
             pruning=PruningConfig.from_dict(data["pruning"]),
             max_length=int(data.get("max_length", 128)),
             family=data.get("family", ""),
             provenance=data.get("provenance", {}),
             eval=data.get("eval", {}),
+            head=head,
         )
 
 
@@ -147,6 +156,7 @@ def save_artifact(artifact: Artifact, out_dir: str | Path) -> Path:
     cfg = model.hf.config
     cfg.id2label = dict(enumerate(meta.labels))
     cfg.label2id = {name: i for i, name in enumerate(meta.labels)}
+    cfg.problem_type = meta.head.problem_type  # transformers' pipelines and losses read it
     model.hf.save_pretrained(out, safe_serialization=True)  # int8 layers save dequantised
     if is_int8(model):
         save_int8(model, out)
@@ -229,10 +239,12 @@ def from_classifier(
     labels: list[str] | None = None,
     pruning: PruningConfig | None = None,
     max_length: int = 128,
+    head: Head | None = None,
 ) -> Artifact:
     """Wrap a HF classifier folder (or a bare encoder, given ``labels``) into an artifact.
 
-    A bare encoder gets a freshly initialised classification head.
+    A bare encoder gets a freshly initialised classification head. ``head``: the problem
+    type (and label thresholds); None: the checkpoint's own (``config.problem_type``).
     """
     path = resolve_model_path(path)
     hf, tokenizer = _load_hf(path, torch.float32, len(labels) if labels else None)
@@ -240,6 +252,11 @@ def from_classifier(
         labels = [hf.config.id2label[i] for i in range(hf.config.num_labels)]
     if len(labels) != hf.config.num_labels:
         raise ArtifactError(f"{len(labels)} labels given for a {hf.config.num_labels}-way head")
+    try:
+        head = head or Head(problem_type_of(hf.config))
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+    hf.config.problem_type = head.problem_type
     model = LTPModel(hf, pruning).eval()
     meta = ArtifactMeta(
         labels=labels,
@@ -247,5 +264,6 @@ def from_classifier(
         max_length=max_length,
         family=model.encoder.family,
         provenance=provenance(source=str(path)),
+        head=head,
     )
     return Artifact(model=model, tokenizer=tokenizer, meta=meta, path=None)

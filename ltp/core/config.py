@@ -18,6 +18,11 @@ SCORE_NORMS: tuple[str, ...] = ("fixed", "median")
 # settings and the command line can list them without importing torch.
 FLOAT_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 PRECISIONS: tuple[str, ...] = (*FLOAT_PRECISIONS, "int8")
+# The head's problem types, transformers' names (ltp.core.heads says what each does)
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+REGRESSION = "regression"
+PROBLEM_TYPES: tuple[str, ...] = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
 
 
 @dataclass

@@ -38,10 +38,13 @@ def native_precisions(features: set[str]) -> dict[str, str]:
 
 
 def recorded_accuracy(artifact_dir: str | Path) -> dict[str, float]:
-    """Accuracy per precision recorded in an artifact's ``ltp.json`` (``eval.precision``)."""
+    """The headline figure per precision recorded in an artifact's ``ltp.json``
+    (``eval.precision``): ``score`` (the head's accuracy, micro-F1 or Spearman), or, in
+    artifacts written before heads, ``accuracy``."""
     meta = json.loads((Path(artifact_dir) / "ltp.json").read_text())
     table = meta.get("eval", {}).get("precision", {})
-    return {name: float(row["accuracy"]) for name, row in table.items() if "accuracy" in row}
+    return {name: float(row.get("score", row.get("accuracy"))) for name, row in table.items()
+            if "score" in row or "accuracy" in row}
 
 
 def runtime_key(engine: str, precision: str) -> str:

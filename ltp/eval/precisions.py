@@ -16,18 +16,25 @@ from ltp.eval.evaluate import evaluate
 
 def measure_precisions(artifact_dir: str | Path, examples: list, precisions=("fp32", "bf16", "int8"),
                        batch_size: int = 64) -> dict[str, dict]:
-    """Accuracy of the compact forward in each precision on ``examples`` (a dev split), for
-    ``ltp.json``'s ``eval.precision``: ``{"fp32": {"accuracy": ...}, "ort-int8": ...}``; a
-    name is a precision on the eager engine, or ``engine-precision``
-    (``ltp.core.precision.runtime_key``)."""
+    """The head's headline figure (accuracy, micro-F1, Spearman) of the compact forward in
+    each precision on ``examples`` (a dev split), for ``ltp.json``'s ``eval.precision``:
+    ``{"fp32": {"score": ...}, "ort-int8": ...}``; a name is a precision on the eager
+    engine, or ``engine-precision`` (``ltp.core.precision.runtime_key``)."""
     out = {}
     for key in precisions:
         engine, precision = split_key(key)
         artifact = load_artifact(artifact_dir, dtype=precision, engine=engine)
         result = evaluate(artifact, examples, mode="compact", batch_size=batch_size)
-        out[key] = {"accuracy": result["accuracy"], "examples": result["examples"],
-                    "relative_flops": result["relative_flops"]}
+        out[key] = precision_row(result)
     return out
+
+
+def precision_row(result: dict) -> dict:
+    """What ``eval.precision`` keeps of an evaluation: the headline figure (``score``, named
+    by ``metric``; single-label models also keep it as ``accuracy``), examples, FLOPs."""
+    row = {"metric": result["metric"], "score": result["score"], "examples": result["examples"],
+           "relative_flops": result["relative_flops"]}
+    return row | ({"accuracy": result["accuracy"]} if "accuracy" in result else {})
 
 
 def record_precisions(artifact_dir: str | Path, examples: list, precisions=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ltp.core.config import SINGLE_LABEL
+
 
 @dataclass
 class TrainConfig:
@@ -19,8 +21,12 @@ class TrainConfig:
     seed: int = 0
     # total optimiser steps; None: epochs x batches per epoch
     steps: int | None = None
-    # per-class weights of the task loss (None: unweighted)
+    # the head's problem type (ltp.core.heads): which task and distillation loss
+    problem_type: str = SINGLE_LABEL
+    # per-class weights of the task loss (single-label; None: unweighted)
     class_weights: list[float] | None = None
+    # regression: the training targets' standard deviation, the unit of the squared error
+    target_scale: float = 1.0
     # evaluate on the dev split every this many steps (0: never) and restore the best
     # checkpoint at the end; stop after ``patience`` evaluations without a gain (0: never)
     eval_every: int = 0

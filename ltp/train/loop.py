@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ltp.core.artifact import Artifact
+from ltp.core.heads import SINGLE_LABEL, targets
 from ltp.core.model import ForwardOutput
 from ltp.core.text import PaddedBatch
 from ltp.data.datasets import Example
@@ -42,7 +43,8 @@ class StageResult:
     losses: list[float] = field(default_factory=list)
     kept_fraction: float = 1.0
     thresholds: list[float] = field(default_factory=list)
-    # with dev evaluation: (step, accuracy, macro-F1, loss) per evaluation, the step restored
+    # with dev evaluation: (step, headline figure (accuracy, micro-F1 or Spearman),
+    # tie-breaker (macro-F1, or minus the MAE), loss) per evaluation, the step restored
     dev_history: list[tuple[int, float, float, float]] = field(default_factory=list)
     best_step: int | None = None
     planned_steps: int | None = None
@@ -112,28 +114,32 @@ LossFn = Callable[[ForwardOutput, torch.Tensor, PaddedBatch], torch.Tensor]
 
 
 def _dev_score(artifact: Artifact, dev: list[Example], mode: str) -> tuple[float, float, float]:
+    """The head's headline figure on dev, a tie-breaker (macro-F1, or minus the MAE), loss."""
     from ltp.eval.evaluate import evaluate
 
     artifact.model.eval()
     ev = evaluate(artifact, dev, mode=mode)
     artifact.model.train()
-    return ev["accuracy"], ev["macro_f1"], ev["loss"]
+    second = ev["macro_f1"] if "macro_f1" in ev else -ev["mae"]  # the tie-breaker
+    return ev["score"], second, ev["loss"]
 
 
 def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage: str,
               mode: str, loss_fn: LossFn, thresholds: bool,
               dev: list[Example] | None = None) -> StageResult:
-    """The shared training loop, with a progress bar showing loss, accuracy and kept tokens.
+    """The shared training loop, with a progress bar showing loss, kept tokens and, for a
+    single-label head, accuracy.
 
-    With ``cfg.eval_every`` and a ``dev`` split: dev accuracy every that many steps (and at
-    the end), early stop after ``cfg.patience`` evaluations without a gain, and the best
-    checkpoint (accuracy, then macro-F1, then lower loss) restored at the end.
+    With ``cfg.eval_every`` and a ``dev`` split: the head's headline figure on dev every
+    that many steps (and at the end), early stop after ``cfg.patience`` evaluations without
+    a gain, and the best checkpoint (headline figure, then the tie-breaker, then lower
+    loss) restored at the end.
     """
     model = artifact.model
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     encoded = encode_examples(artifact.tokenizer, train, cfg.max_length)
-    labels = torch.tensor([e.label for e in train])
+    labels = targets(cfg.problem_type, [e.label for e in train], model.encoder.num_labels)
     lengths = [e.num_tokens for e in encoded]
     total = total_steps(len(encoded), cfg)
     model.threshold_delta.requires_grad_(thresholds)
@@ -145,14 +151,14 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
     bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True)
     step = 0
     watch = bool(cfg.eval_every and dev)
-    best, best_state, since_best, dev_acc = None, None, 0, float("nan")
+    best, best_state, since_best, dev_score = None, None, 0, float("nan")
 
     def check_dev() -> bool:
         """Evaluate on dev, keep the best state; True when patience has run out."""
-        nonlocal best, best_state, since_best, dev_acc
+        nonlocal best, best_state, since_best, dev_score
         acc, f1, dev_loss = _dev_score(artifact, dev, mode)
         result.dev_history.append((step, acc, f1, dev_loss))
-        dev_acc = acc
+        dev_score = acc
         score = (round(acc, 6), round(f1, 6), -dev_loss)
         if best is None or score > best:
             best, since_best, result.best_step = score, 0, step
@@ -177,16 +183,18 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
             scheduler.step()
             step += 1
             result.losses.append(float(loss.detach()))
-            correct += int((out.logits.argmax(-1) == y).sum())
             seen += len(group)
             kept_sum += float(out.kept_tokens[:, :-1].sum())
             token_sum += float(out.input_tokens.sum()) * (out.kept_tokens.shape[1] - 1)
-            postfix = dict(loss=f"{_mean(result.losses[-20:]):.3f}", acc=f"{correct / seen:.3f}",
+            postfix = dict(loss=f"{_mean(result.losses[-20:]):.3f}",
                            kept=f"{kept_sum / max(token_sum, 1):.2f}")
+            if cfg.problem_type == SINGLE_LABEL:
+                correct += int((out.logits.argmax(-1) == y).sum())
+                postfix["acc"] = f"{correct / seen:.3f}"
             if watch and (step % cfg.eval_every == 0 or step == total):
                 stop = check_dev()
             if watch:
-                postfix["dev_acc"] = f"{dev_acc:.3f}"
+                postfix["dev"] = f"{dev_score:.3f}"
             bar.set_postfix(**postfix)
             bar.update()
     bar.close()
@@ -195,8 +203,8 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
             check_dev()
         result.planned_steps, result.steps = total, step
         model.load_state_dict(best_state)
-        log.info("%s: best dev accuracy %.4f at step %d of %d (planned %d)", stage, best[0],
-                 result.best_step, step, total)
+        log.info("%s: best dev %s %.4f at step %d of %d (planned %d)", stage,
+                 artifact.meta.head.metric, best[0], result.best_step, step, total)
     model.eval()
     model.threshold_delta.requires_grad_(False)
     model.sync_config()
@@ -238,7 +246,8 @@ def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
             return task
         with torch.no_grad():
             ref = teacher.model.run(batch, mode="dense").logits
-        kl = distillation_loss(out.logits, ref, cfg.distill_temperature)
+        kl = distillation_loss(out.logits, ref, cfg.distill_temperature, cfg.problem_type,
+                               cfg.target_scale)
         return (1 - cfg.distill) * task + cfg.distill * kl
 
     return run_stage(artifact, train, cfg, "hard", "compact", loss, thresholds=False)

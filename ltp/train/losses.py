@@ -1,11 +1,13 @@
-"""The training losses: the task loss (optionally class-weighted), the soft stage's pruning
-penalty, and distillation from the dense parent's logits."""
+"""The training losses: the head's task loss (cross-entropy, optionally class-weighted;
+binary cross-entropy per label; mean squared error), the soft stage's pruning penalty, and
+distillation from the dense parent's logits in the same three kinds."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ltp.core.heads import MULTI_LABEL, REGRESSION, Head
 from ltp.core.model import ForwardOutput
 from ltp.train.config import TrainConfig
 
@@ -43,16 +45,26 @@ def balanced_class_weights(labels: list[int], num_labels: int) -> list[float]:
 
 
 def task_loss(logits: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    weight = None
-    if cfg.class_weights is not None:
-        weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=logits.device)
-    return F.cross_entropy(logits.float(), y, weight=weight)
+    """The head's loss (``ltp.core.heads.Head.loss``) with the run's class weights and
+    target scale."""
+    return Head(cfg.problem_type).loss(logits, y, cfg.class_weights, cfg.target_scale)
 
 
-def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
-    """KL divergence of the student's softened distribution from the teacher's, scaled by
-    T^2 so that its gradients keep their size across temperatures."""
-    t = temperature
-    return F.kl_div(F.log_softmax(logits.float() / t, -1), F.softmax(teacher_logits.float() / t, -1),
-                    reduction="batchmean") * t * t
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                      problem_type: str = "single_label_classification",
+                      scale: float = 1.0) -> torch.Tensor:
+    """The student's distance from the teacher, for the head's kind of output.
+
+    Single-label: KL divergence of the softened distributions; multi-label: binary
+    cross-entropy of each label's softened sigmoid against the teacher's. Both are scaled
+    by T^2 so that their gradients keep their size across temperatures. Regression: mean
+    squared error to the teacher's values in units of ``scale`` (no temperature).
+    """
+    s, t = logits.float(), teacher_logits.float()
+    if problem_type == REGRESSION:
+        return F.mse_loss(s / scale, t / scale)
+    temp = temperature
+    if problem_type == MULTI_LABEL:
+        return F.binary_cross_entropy_with_logits(s / temp, torch.sigmoid(t / temp)) * temp * temp
+    return F.kl_div(F.log_softmax(s / temp, -1), F.softmax(t / temp, -1),
+                    reduction="batchmean") * temp * temp

@@ -2,7 +2,9 @@
 
 A recipe either fine-tunes a base encoder (``finetune``) or prunes a parent recipe's
 artifact with LTP (``parent`` + ``prune``). Built artifacts go to ``models/NAME/``. User data
-names its columns with ``columns: {text: ..., label: ..., pair: ...}``.
+names its columns with ``columns: {text: ..., label: ..., pair: ...}``; multi-label data
+adds ``labels: [a, b, ...]`` (one 0/1 column per label) or ``delimiter: "|"`` (several
+labels in the label column), and ``problem_type: regression`` reads numeric labels.
 
 Every build checks its data (errors stop it, warnings go into the card), compares the model
 with a majority-class and a TF-IDF baseline on the test split, and refuses a dense model that
@@ -19,10 +21,12 @@ from pathlib import Path
 import yaml
 
 from ltp.core.artifact import Artifact, from_classifier, load_artifact, save_artifact
+from ltp.core.heads import check_problem_type
 from ltp.core.machine import describe
-from ltp.data.datasets import Columns, DatasetSplits, check_data, length_warning, load_dataset
+from ltp.data.checks import check_data, length_warning
+from ltp.data.datasets import Columns, DatasetSplits, load_dataset
 from ltp.data.encoding import token_lengths
-from ltp.eval.precisions import record_precisions
+from ltp.eval.precisions import precision_row, record_precisions
 from ltp.train.baselines import baselines, weak_model
 from ltp.train.card import model_card
 from ltp.train.loop import measure_step_seconds, total_steps
@@ -63,6 +67,9 @@ class Recipe:
     prune: PruneConfig | None = None
     description: str = ""
     columns: Columns = Columns()
+    # user data: None (single-label, or multi-label when the columns say so) or one of
+    # ltp.core.heads.PROBLEM_TYPES; a built-in data set has its own
+    problem_type: str | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -74,7 +81,8 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise RecipeError(f"{path}: no such recipe")
     raw = yaml.safe_load(path.read_text()) or {}
-    allowed = {"name", "dataset", "base", "finetune", "parent", "prune", "description", "columns"}
+    allowed = {"name", "dataset", "base", "finetune", "parent", "prune", "description", "columns",
+               "problem_type"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise RecipeError(f"{path}: unknown key(s) {unknown}")
@@ -85,11 +93,16 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path}: a recipe has exactly one of 'finetune' or 'prune'")
     try:
         columns = raw.get("columns") or {}
-        unknown = sorted(set(columns) - {"text", "label", "pair"})
+        known = {"text", "label", "pair", "labels", "delimiter"}
+        unknown = sorted(set(columns) - known)
         if unknown:
-            raise RecipeError(f"{path}: unknown column key(s) {unknown}; known: text, label, pair")
+            raise RecipeError(f"{path}: unknown column key(s) {unknown}; known: {sorted(known)}")
+        problem_type = raw.get("problem_type")
+        if problem_type is not None:
+            check_problem_type(problem_type)
         recipe = Recipe(name=raw["name"], dataset=str(raw["dataset"]), path=path,
-                        description=raw.get("description", ""), columns=Columns(**columns))
+                        description=raw.get("description", ""), columns=Columns(**columns),
+                        problem_type=problem_type)
         if "finetune" in raw:
             recipe.base = raw.get("base") or "minilm"
             recipe.finetune = with_overrides(FinetuneConfig(), raw["finetune"] or {})
@@ -182,7 +195,7 @@ def build(path: str | Path, force: bool = False, allow_weak: bool = False,
     if recipe.out_dir.joinpath("ltp.json").is_file() and not force:
         log.info("%s exists; use --force to rebuild", recipe.out_dir)
         return load_artifact(recipe.out_dir)
-    data = load_dataset(recipe.dataset, recipe.columns)
+    data = load_dataset(recipe.dataset, recipe.columns, recipe.problem_type)
     warnings = check_data(data)
     for w in warnings:
         log.warning("data: %s", w)
@@ -216,9 +229,8 @@ def build(path: str | Path, force: bool = False, allow_weak: bool = False,
     artifact.path = save_artifact(artifact, recipe.out_dir)
     if recipe.prune is not None:  # the accuracy of each precision, for `ltp serve --dtype auto`
         dev = artifact.meta.eval["ltp"]["dev"]  # fp32, measured by the build on the same split
-        fp32 = {k: dev[k] for k in ("accuracy", "examples", "relative_flops")}
         artifact.meta.eval["precision"] = record_precisions(recipe.out_dir, data.dev,
-                                                            known={"fp32": fp32})
+                                                            known={"fp32": precision_row(dev)})
     (recipe.out_dir / "card.md").write_text(model_card(recipe, artifact, data.sizes()))
     log.info("built %s in %.0f s", recipe.out_dir, time.perf_counter() - start)
     if weak:

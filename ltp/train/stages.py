@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import statistics
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import torch
 
 from ltp.core.artifact import Artifact, from_classifier, load_artifact, provenance
 from ltp.core.config import PruningConfig
-from ltp.data.datasets import DatasetSplits
+from ltp.core.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL, Head, targets
+from ltp.data.datasets import DatasetSplits, Example
 from ltp.data.encoding import encode_examples
-from ltp.eval.evaluate import evaluate
+from ltp.eval.evaluate import evaluate, predict_logits
+from ltp.eval.metrics import tune_thresholds
 from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_flops
 from ltp.train.config import TrainConfig
 from ltp.train.loop import finetune, hard_stage, soft_stage
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CLASS_WEIGHTS = (None, "balanced")
 AUTO_FLOPS_CANDIDATES = (0.35, 0.45, 0.55, 0.65, 0.75)
-AUTO_FLOPS_TOLERANCE = 0.01  # within 1 point of dense dev accuracy (or one dev example)
+AUTO_FLOPS_TOLERANCE = 0.01  # within 1 point of the dense dev figure (or one dev example)
 AUTO_FLOPS_EXAMPLES = 300  # calibration sample for each candidate of the auto sweep
 
 
@@ -35,22 +38,31 @@ class StageSettings:
     batch_size: int = 32
     seed: int = 0
     warmup: float = 0.06  # fraction of optimiser steps with a linear warm-up
-    class_weight: str | None = None  # None or "balanced" (see ``class_weights_for``)
+    # None or "balanced" (single-label only; see ``task_settings``)
+    class_weight: str | None = None
 
     def __post_init__(self) -> None:
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
 
-    def _train(self, class_weights: list[float] | None, **stage) -> TrainConfig:
-        """The optimiser settings of one training run: the shared fields plus ``stage``'s."""
+    def _train(self, task: dict | None, **stage) -> TrainConfig:
+        """The optimiser settings of one training run: the shared fields, the task's
+        (``task_settings``) and ``stage``'s."""
         return TrainConfig(batch_size=self.batch_size, seed=self.seed, warmup=self.warmup,
-                           class_weights=class_weights, **stage)
+                           **(task or {}), **stage)
 
 
-def class_weights_for(cfg, data: DatasetSplits) -> list[float] | None:
-    if cfg.class_weight != "balanced":
-        return None
-    return balanced_class_weights([e.label for e in data.train], len(data.labels))
+def task_settings(cfg: StageSettings, data: DatasetSplits) -> dict:
+    """What the data set tells a training run: the head's problem type, the class weights
+    (single-label with ``class_weight: balanced``) and, for regression, the training
+    targets' standard deviation (the unit of the squared error)."""
+    task = {"problem_type": data.problem_type}
+    if data.problem_type == SINGLE_LABEL and cfg.class_weight == "balanced":
+        task["class_weights"] = balanced_class_weights([e.label for e in data.train],
+                                                       len(data.labels))
+    if data.problem_type == REGRESSION:
+        task["target_scale"] = statistics.pstdev(e.label for e in data.train) or 1.0
+    return task
 
 
 @dataclass
@@ -95,9 +107,9 @@ class PruneConfig(StageSettings):
             if self.regularizer != "flops":
                 raise ValueError("target_flops is a FLOPs budget: it needs regularizer 'flops'")
 
-    def stage(self, max_length: int, soft: bool, class_weights: list[float] | None = None) -> TrainConfig:
+    def stage(self, max_length: int, soft: bool, task: dict | None = None) -> TrainConfig:
         return self._train(
-            class_weights,
+            task,
             epochs=self.soft_epochs if soft else self.hard_epochs,
             steps=self.soft_steps if soft else self.hard_steps,
             lr=self.soft_lr if soft else self.hard_lr,
@@ -120,8 +132,8 @@ class FinetuneConfig(StageSettings):
     eval_every: int = 0
     patience: int = 0
 
-    def train(self, class_weights: list[float] | None = None) -> TrainConfig:
-        return self._train(class_weights, epochs=self.epochs, lr=self.lr,
+    def train(self, task: dict | None = None) -> TrainConfig:
+        return self._train(task, epochs=self.epochs, lr=self.lr,
                            max_length=self.max_length, steps=self.steps,
                            eval_every=self.eval_every, patience=self.patience)
 
@@ -132,21 +144,24 @@ SCHEDULE_EPOCHS = 6  # the step budget aims at this many passes, within the boun
 
 
 def schedule_for_data(n_train: int, label_counts: list[int], max_length: int,
-                      seed: int = 0) -> tuple[FinetuneConfig, PruneConfig]:
+                      seed: int = 0, problem_type: str = SINGLE_LABEL
+                      ) -> tuple[FinetuneConfig, PruneConfig]:
     """Training settings chosen for a data set's size and balance.
 
     Training length in optimiser steps: about ``SCHEDULE_EPOCHS`` passes, at least
     ``MIN_STEPS`` (small sets need many passes) and at most ``MAX_STEPS``; batches of 16 below
     3,000 examples (more steps per pass), else 32; 10% linear warm-up; dev evaluation about
     20 times, early stop after 6 evaluations without a gain, best checkpoint restored; class
-    weights balanced when the largest class is 1.5x the smallest or more. LTP: the
+    weights balanced when the largest class is 1.5x the smallest or more (single-label;
+    a multi-label head is tuned by its per-label thresholds instead). LTP: the
     reviews-minilm-ltp recipe's settings, with its two stages in steps (about 2 and 3 passes,
     at least 60 and 100 steps).
     """
     batch = 16 if n_train < 3000 else 32
     per_epoch = max(1, -(-n_train // batch))
     steps = min(MAX_STEPS, max(MIN_STEPS, SCHEDULE_EPOCHS * per_epoch))
-    imbalanced = max(label_counts) >= 1.5 * max(1, min(label_counts))
+    imbalanced = (problem_type == SINGLE_LABEL
+                  and max(label_counts) >= 1.5 * max(1, min(label_counts)))
     weight = "balanced" if imbalanced else None
     finetune_cfg = FinetuneConfig(
         lr=1e-4, batch_size=batch, max_length=max_length, seed=seed, steps=steps, warmup=0.1,
@@ -164,32 +179,62 @@ def split_metrics(artifact: Artifact, data: DatasetSplits, mode: str = "compact"
             for split in ("dev", "test")}
 
 
+def tune_label_thresholds(artifact: Artifact, dev: list[Example], mode: str) -> dict | None:
+    """A multi-label head's threshold per label, set to maximise each label's F1 on ``dev``
+    (``ltp.eval.metrics.tune_thresholds``); what was set, for provenance. None for the
+    other heads."""
+    head = artifact.meta.head
+    if not head.multi_label:
+        return None
+    logits = predict_logits(artifact, dev, mode=mode)[0]
+    truth = targets(MULTI_LABEL, [e.label for e in dev], len(artifact.meta.labels))
+    head.thresholds = tune_thresholds(logits.sigmoid().numpy(), truth.numpy())
+    return {"split": "dev", "mode": mode, "thresholds": head.thresholds}
+
+
+def _start_at_mean(artifact: Artifact, data: DatasetSplits) -> None:
+    """A new regression head starts at the training mean (its output layer's bias), so the
+    first steps learn the text's effect rather than the target's offset."""
+    out = [m for m in artifact.model.hf.modules()
+           if isinstance(m, torch.nn.Linear) and m.out_features == len(data.labels)][-1]
+    with torch.no_grad():
+        out.bias.fill_(statistics.fmean(e.label for e in data.train))
+
+
 def finetune_model(base: str, data: DatasetSplits, cfg: FinetuneConfig) -> Artifact:
-    """A dense classifier from a base encoder (or classifier) folder or name; no pruning."""
+    """A dense model from a base encoder (or classifier) folder or name, with the data's
+    head; no pruning. A multi-label head's thresholds are then tuned on dev."""
     torch.manual_seed(cfg.seed)
-    artifact = from_classifier(base, labels=data.labels, max_length=cfg.max_length)
+    artifact = from_classifier(base, labels=data.labels, max_length=cfg.max_length,
+                               head=Head(data.problem_type))
+    if data.problem_type == REGRESSION:
+        _start_at_mean(artifact, data)
     pruning = PruningConfig(num_layers=artifact.model.encoder.num_layers,
                             normalizer=cfg.max_length, final_threshold=0.0)
     artifact.model.set_pruning(pruning)
-    result = finetune(artifact, data.train, cfg.train(class_weights_for(cfg, data)),
+    result = finetune(artifact, data.train, cfg.train(task_settings(cfg, data)),
                       dev=data.dev if cfg.eval_every else None)
+    tuned = tune_label_thresholds(artifact, data.dev, "dense")
     artifact.meta.provenance = provenance(
         stage="finetune", base=str(base), dataset=data.name, split_sizes=data.sizes(),
-        finetune=asdict(cfg), training=result.to_dict())
+        problem_type=data.problem_type, finetune=asdict(cfg), training=result.to_dict(),
+        **({"label_thresholds": tuned} if tuned else {}))
     artifact.meta.eval = {"dense": split_metrics(artifact, data, "dense")}
     return artifact
 
 
 def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfig,
                         candidates=AUTO_FLOPS_CANDIDATES) -> dict:
-    """The smallest candidate budget whose calibrated thresholds (no training) keep dev
-    accuracy within ``AUTO_FLOPS_TOLERANCE`` (or one dev example, if more) of dense.
+    """The smallest candidate budget whose calibrated thresholds (no training) keep the
+    head's dev figure (accuracy, micro-F1, Spearman) within ``AUTO_FLOPS_TOLERANCE`` (or
+    one dev example, if more) of dense.
 
     Calibration alone is the pessimistic case: the LTP stages then train under the budget.
     Candidates run from the smallest up and stop at the first that qualifies; when none
     does, the largest is taken.
     """
-    dense = evaluate(artifact, data.dev, mode="dense")["accuracy"]
+    dense = evaluate(artifact, data.dev, mode="dense")["score"]
+    metric = artifact.meta.head.metric
     tolerance = max(AUTO_FLOPS_TOLERANCE, 1.0 / len(data.dev))
     sample = random.Random(cfg.seed).sample(data.train, min(AUTO_FLOPS_EXAMPLES, len(data.train)))
     inputs = encode_examples(artifact.tokenizer, sample, artifact.meta.max_length)
@@ -204,11 +249,11 @@ def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfi
             continue
         calibrate_schedule(artifact, inputs, keep)
         ev = evaluate(artifact, data.dev, mode="compact")
-        tried.append({"target": target, "dev_accuracy": ev["accuracy"],
+        tried.append({"target": target, "dev_score": ev["score"],
                       "dev_relative_flops": round(ev["relative_flops"], 4)})
-        log.info("auto budget: target %.2f -> dev accuracy %.4f (dense %.4f), relative FLOPs %.3f",
-                 target, ev["accuracy"], dense, ev["relative_flops"])
-        if ev["accuracy"] >= dense - tolerance - 1e-9:
+        log.info("auto budget: target %.2f -> dev %s %.4f (dense %.4f), relative FLOPs %.3f",
+                 target, metric, ev["score"], dense, ev["relative_flops"])
+        if ev["score"] >= dense - tolerance - 1e-9:
             chosen = target
             break
     artifact.model.set_pruning(saved)
@@ -218,27 +263,31 @@ def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfi
                          "these input lengths; give --target-flops")
     if chosen is None:
         chosen = max(feasible)
-        reason = (f"no candidate kept dev accuracy within {100 * tolerance:.1f} points of dense "
+        reason = (f"no candidate kept dev {metric} within {100 * tolerance:.1f} points of dense "
                   f"({100 * dense:.1f}) before training; took the largest, {chosen}")
     else:
         reason = (f"smallest candidate budget whose calibrated thresholds, before any LTP "
-                  f"training, kept dev accuracy within {100 * tolerance:.1f} points of dense "
-                  f"({100 * dense:.1f} -> {100 * tried[-1]['dev_accuracy']:.1f}, "
+                  f"training, kept dev {metric} within {100 * tolerance:.1f} points of dense "
+                  f"({100 * dense:.1f} -> {100 * tried[-1]['dev_score']:.1f}, "
                   f"{len(data.dev)} dev examples)")
-    return {"chosen": chosen, "reason": reason, "dense_dev_accuracy": dense,
+    return {"chosen": chosen, "reason": reason, "metric": metric, "dense_dev_score": dense,
             "tolerance": tolerance, "tried": tried, "sample": len(sample)}
 
 
 def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> Artifact:
-    """Soft stage (learn thresholds) then hard stage (thresholds frozen) from a parent.
+    """Soft stage (learn thresholds) then hard stage (thresholds frozen) from a parent; a
+    multi-label head's label thresholds are then tuned again for the pruned model on dev.
 
     With ``target_flops``: thresholds calibrated to the target first; the soft stage's
     schedule scaled back to the target before the hard stage; after it, thresholds set back
     to the schedule it started from (``provenance.calibration`` records each step).
     """
     artifact = load_artifact(parent_dir)
+    if artifact.meta.head.problem_type != data.problem_type:
+        raise ValueError(f"{parent_dir} has a {artifact.meta.head.problem_type} head; the data "
+                         f"{data.name} is {data.problem_type}")
     teacher = load_artifact(parent_dir) if cfg.distill > 0 else None
-    weights = class_weights_for(cfg, data)
+    task = task_settings(cfg, data)
     max_length = artifact.meta.max_length
     num_layers = artifact.model.encoder.num_layers
     normalizer = artifact.meta.pruning.normalizer
@@ -266,7 +315,7 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
         calibration["temperature"] = artifact.model.pruning.temperature
     soft = None
     if cfg.soft_epochs > 0:
-        soft = soft_stage(artifact, data.train, cfg.stage(max_length, True, weights)).to_dict()
+        soft = soft_stage(artifact, data.train, cfg.stage(max_length, True, task)).to_dict()
     if inputs is not None:
         if soft is not None:
             # The soft stage decides where to prune; its soft FLOPs are only a guide to the
@@ -276,7 +325,7 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
                                       cfg.target_flops, shape=learned)
             calibrate_schedule(artifact, inputs, keep)
         calibration["hard_start_keep"] = keep
-    hard = hard_stage(artifact, data.train, cfg.stage(max_length, False, weights), teacher)
+    hard = hard_stage(artifact, data.train, cfg.stage(max_length, False, task), teacher)
     if inputs is not None:
         # Weights that change under frozen thresholds shift the scores, and kept fractions
         # drift (up, as a rule). Set the thresholds back to the schedule the stage started
@@ -284,12 +333,13 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
         calibration["hard_end_keep"] = kept_schedule(artifact, inputs)
         pruning = calibrate_schedule(artifact, inputs, calibration["hard_start_keep"])
         calibration["final_thresholds"] = pruning.thresholds()
+    tuned = tune_label_thresholds(artifact, data.dev, "compact")
     parent_meta = copy.deepcopy(artifact.meta.provenance)
     artifact.meta.provenance = provenance(
         stage="ltp", parent=str(parent_dir), parent_provenance=parent_meta, dataset=data.name,
-        split_sizes=data.sizes(), prune=asdict(recorded), target_flops=cfg.target_flops,
-        calibration=calibration, soft=soft,
-        hard=hard.to_dict())
+        split_sizes=data.sizes(), problem_type=data.problem_type, prune=asdict(recorded),
+        target_flops=cfg.target_flops, calibration=calibration, soft=soft,
+        hard=hard.to_dict(), **({"label_thresholds": tuned} if tuned else {}))
     artifact.meta.eval = {"ltp": split_metrics(artifact, data, "compact"),
                           "dense_parent": artifact.meta.eval.get("dense")}
     return artifact

@@ -1,6 +1,8 @@
 """From the user's own labelled file to a served pruned model: ``ltp build --data``.
 
-1. Read and check the data (``ltp.data.datasets``): errors stop here, before any model is loaded.
+1. Read and check the data (``ltp.data.datasets``, ``ltp.data.checks``): single-label,
+   multi-label (a delimited label column or one 0/1 column per label) or regression
+   (numeric labels); errors stop here, before any model is loaded.
 2. Pick the max length from the texts' token lengths and the training schedule from the data
    size (``ltp.train.stages.schedule_for_data``).
 3. Write two recipes, ``NAME-dense.yaml`` (the dense parent) and ``NAME.yaml`` (LTP of it), so
@@ -23,7 +25,9 @@ from pathlib import Path
 import yaml
 
 from ltp.core.artifact import resolve_model_path
-from ltp.data.datasets import Columns, DataError, check_data, load_dataset
+from ltp.core.heads import MULTI_LABEL, REGRESSION
+from ltp.data.checks import check_data
+from ltp.data.datasets import Columns, DataError, load_dataset
 from ltp.data.encoding import token_lengths
 from ltp.train.card import summary
 from ltp.train.recipes import RecipeError, build
@@ -62,10 +66,14 @@ def _defaults_dropped(cfg) -> dict:
 
 
 def write_recipes(models_dir: Path, name: str, data_path: Path, columns: Columns, base: str,
-                  finetune_cfg, prune_cfg, force: bool) -> tuple[Path, Path]:
+                  finetune_cfg, prune_cfg, force: bool, problem_type: str | None = None
+                  ) -> tuple[Path, Path]:
     parent = f"{name}-dense"
-    cols = {k: v for k, v in asdict(columns).items() if v is not None}
+    cols = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(columns).items()
+            if v is not None}
     common = {"dataset": str(data_path), "columns": cols}
+    if problem_type is not None:
+        common["problem_type"] = problem_type
     dense = {"name": parent, "description": f"{base} fine-tuned on {data_path.name} (dense parent "
              f"of {name}), written by `ltp build --data`.", **common, "base": str(base),
              "finetune": _defaults_dropped(finetune_cfg)}
@@ -82,11 +90,26 @@ def write_recipes(models_dir: Path, name: str, data_path: Path, columns: Columns
     return paths
 
 
+def label_counts(splits) -> dict[str, int]:
+    """Training examples per label (multi-label: positive rows; regression: all rows)."""
+    if splits.problem_type == REGRESSION:
+        return {splits.labels[0]: len(splits.train)}
+    if splits.problem_type == MULTI_LABEL:
+        counts = Counter(k for e in splits.train for k in e.label)
+    else:
+        counts = Counter(e.label for e in splits.train)
+    return {label: counts.get(k, 0) for k, label in enumerate(splits.labels)}
+
+
 def build_from_data(data: str | Path, name: str, columns: Columns | None = None, base: str = "minilm",
                     target_flops: float | str = "auto", max_length: int | None = None,
                     models_dir: str | Path = "models", allow_weak: bool = False,
-                    force: bool = False, seed: int = 0, steps: int | None = None) -> dict:
-    """Check the data, write the two recipes, build them; the test figures as one dict."""
+                    force: bool = False, seed: int = 0, steps: int | None = None,
+                    problem_type: str | None = None) -> dict:
+    """Check the data, write the two recipes, build them; the test figures as one dict.
+
+    ``problem_type``: None reads single-label data, or multi-label where ``columns`` name
+    0/1 label columns or a label delimiter; ``regression`` reads numeric labels."""
     columns = columns or Columns()
     if not NAME.match(name):
         raise RecipeError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
@@ -95,7 +118,7 @@ def build_from_data(data: str | Path, name: str, columns: Columns | None = None,
         raise DataError(f"{data}: no such file or folder")
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
-    splits = load_dataset(str(data_path), columns)
+    splits = load_dataset(str(data_path), columns, problem_type)
     check_data(splits)  # errors now, before any model is loaded; build() logs the warnings
     from transformers import AutoTokenizer
 
@@ -103,9 +126,9 @@ def build_from_data(data: str | Path, name: str, columns: Columns | None = None,
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     lengths = token_lengths(tokenizer, splits.train)
     chosen_length = max_length or auto_max_length(lengths, _model_max(tokenizer, base_path))
-    counts = Counter(e.label for e in splits.train)
+    counts = label_counts(splits)
     finetune_cfg, prune_cfg = schedule_for_data(
-        len(splits.train), [counts.get(k, 0) for k in range(len(splits.labels))], chosen_length, seed)
+        len(splits.train), list(counts.values()), chosen_length, seed, splits.problem_type)
     if target_flops != "auto":
         prune_cfg.target_flops = float(target_flops)
         prune_cfg.__post_init__()
@@ -116,14 +139,13 @@ def build_from_data(data: str | Path, name: str, columns: Columns | None = None,
         finetune_cfg.eval_every = max(1, min(finetune_cfg.eval_every, steps // 10))
         prune_cfg.soft_steps = min(prune_cfg.soft_steps, steps)
         prune_cfg.hard_steps = min(prune_cfg.hard_steps, steps)
-    log.info("data %s: %s, labels %s; max length %d (%s); %d steps of %d, lr %g, class weights %s",
-             splits.name, splits.sizes(), dict(zip(splits.labels, (counts[k] for k in range(len(counts))),
-                                                   strict=True)),
-             chosen_length, "given" if max_length else "95th percentile of train token lengths",
+    log.info("data %s: %s %s, labels %s; max length %d (%s); %d steps of %d, lr %g, class weights %s",
+             splits.name, splits.problem_type, splits.sizes(), counts, chosen_length,
+             "given" if max_length else "95th percentile of train token lengths",
              finetune_cfg.steps, finetune_cfg.batch_size, finetune_cfg.lr,
              finetune_cfg.class_weight or "none")
     dense_recipe, ltp_recipe = write_recipes(models, name, data_path, columns, base, finetune_cfg,
-                                             prune_cfg, force)
+                                             prune_cfg, force, problem_type)
     log.info("recipes written: %s, %s", dense_recipe, ltp_recipe)
     start = time.perf_counter()
     artifact = build(ltp_recipe, force=force, allow_weak=allow_weak, force_parents=force)

@@ -122,7 +122,7 @@ def test_jsonl_and_tsv_bad_lines(tmp_path):
      r"fewer than 5 training examples: \{'rare': [0-9]\}"),
 ])
 def test_checks_that_stop_a_build(tmp_path, body, message):
-    from ltp.data.datasets import check_data
+    from ltp.data.checks import check_data
 
     path = write(tmp_path / "d.csv", "text,label\n" + body)
     with pytest.raises(DataError, match=message):
@@ -130,7 +130,7 @@ def test_checks_that_stop_a_build(tmp_path, body, message):
 
 
 def test_warnings_duplicates_imbalance_rare_labels(tmp_path):
-    from ltp.data.datasets import check_data
+    from ltp.data.checks import check_data
 
     (tmp_path / "data").mkdir()
     label = lambda i: "neg" if i < 12 else "pos"  # noqa: E731
@@ -147,7 +147,7 @@ def test_warnings_duplicates_imbalance_rare_labels(tmp_path):
 
 
 def test_length_warning_gives_the_truncated_share():
-    from ltp.data.datasets import length_warning
+    from ltp.data.checks import length_warning
 
     assert length_warning([10, 20, 30], 64) is None
     assert "1 of 4 train texts (25.0%) are longer than the max length 64" in length_warning(
