@@ -1,7 +1,8 @@
 """What every route shares: dependencies, the life of one inference call, response helpers.
 
-An inference route runs in a fixed order: admission by the backlog first (a refusal costs no
-body parsing and no tokenising), then the body, then the front; a watcher on the connection
+An inference route runs in a fixed order: admission by the backlog first, in the middleware
+(a refusal costs no body parsing), then the body, the model resolved once, then the front
+(admission with the request's deadline, before tokenising); a watcher on the connection
 abandons the request's queued work the moment its client goes away.
 """
 
@@ -27,6 +28,7 @@ from app.errors import (
     UnauthorizedError,
 )
 from app.schemas import parse_json
+from ltp.core.artifact import Artifact
 
 log = logging.getLogger("app")
 
@@ -84,18 +86,25 @@ class Call:
         except ValueError:
             raise InvalidInputError(f"{TIMEOUT_HEADER} must be a number of milliseconds") from None
         self.deadline = front.deadline(self.started, timeout_ms)
-        front.engine.check_admission(self.deadline)
+        self._model: tuple[str, Artifact] | None = None
 
     async def json(self):
         return parse_json(await self.request.body())
 
+    def model(self, requested: str | None) -> tuple[str, Artifact]:
+        """The model this call runs, resolved once (its name and artifact)."""
+        if self._model is None:
+            self._model = self.front.resolve(requested)
+            self.request.state.model = self._model[0]
+        return self._model
+
     async def run(self, model: str | None, items, truncate: bool, tokenize=None) -> Inference:
         """Run ``items`` through the front; ``tokenize`` replaces the default tokenising."""
-        self.request.state.model = model or self.front.settings.default_model
+        resolved = self.model(model)
         watch = asyncio.ensure_future(_until_disconnect(self.request))
         try:
-            result = await self.front.infer(model, items, truncate, self.started, self.deadline,
-                                            disconnected=watch, tokenize=tokenize)
+            result = await self.front.infer(resolved, items, truncate, self.started,
+                                            self.deadline, disconnected=watch, tokenize=tokenize)
         finally:
             watch.cancel()
         self.request.state.model = result.model

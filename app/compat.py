@@ -132,7 +132,7 @@ async def _predicted(call: Call, body: PredictRequest) -> Answer:
 
 async def _reranked(call: Call, body: RerankRequest) -> Answer:
     """TEI's rerank: the query paired with each text, scored by a one-output model, best first."""
-    labels = call.front.artifacts[call.front.model_name(None)].meta.labels
+    labels = call.model(None)[1].meta.labels
     if len(labels) != 1:
         raise ModelTypeError(f"model is not a re-ranker model: it has {len(labels)} labels "
                              "(POST /predict classifies)")
@@ -212,7 +212,7 @@ async def vertex(request: Request, front: Front) -> Response:
 
 def _left_truncating(front, items):
     """A tokenising function for ``items`` that cuts from the left, as TEI's ``Left``."""
-    artifact = front.artifacts[front.model_name(None)]
+    artifact = front.default
     texts, pairs = [a for a, _ in items], [b for _, b in items]
     return lambda: encode(artifact.tokenizer, texts, pairs, artifact.meta.max_length,
                           direction="left")
@@ -247,7 +247,7 @@ async def tokenize(request: Request, front: Front) -> Response:
     body = validate(TokenizeRequest, parse_json(await request.body()))
     texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     front.check_limits([(t, None) for t in texts])
-    tokenizer = fixed_tokenizer(front.artifacts[front.settings.default_model].tokenizer, None)
+    tokenizer = fixed_tokenizer(front.default.tokenizer, None)
     encodings = tokenizer.encode_batch(texts, add_special_tokens=body.add_special_tokens)
     return json_response([_tokens(text, enc) for text, enc in zip(texts, encodings, strict=True)])
 
@@ -262,7 +262,7 @@ async def decode(request: Request, front: Front) -> Response:
     batch = body.ids if body.ids and isinstance(body.ids[0], list) else [body.ids]
     if len(batch) > front.settings.max_inputs:
         raise PayloadTooLargeError(f"{len(batch)} sequences; at most {front.settings.max_inputs}")
-    tokenizer = front.artifacts[front.settings.default_model].tokenizer
+    tokenizer = front.default.tokenizer
     vocab = len(tokenizer)
     unknown = next((i for ids in batch for i in ids if i >= vocab), None)
     if unknown is not None:

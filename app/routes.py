@@ -47,7 +47,7 @@ async def classify(request: Request, front: Front) -> Response:
     if isinstance(data, dict) and "input" in data and "inputs" not in data:
         return await infinity_classify(call, validate(InfinityClassifyRequest, data))
     body = validate(ClassifyRequest, data)
-    labels = front.artifacts[front.model_name(body.model)].meta.labels
+    labels = call.model(body.model)[1].meta.labels
     if body.top_k is not None and body.top_k > len(labels):
         raise InvalidInputError(f"top_k {body.top_k} > {len(labels)} labels")
     result = await call.run(body.model, body.items(), body.truncate)

@@ -22,7 +22,8 @@ M = TypeVar("M", bound=BaseModel)
 Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 Pair = Annotated[list[Text], Len(2, 2)]  # [text, second text]
 TextInput = Text | Pair
-MODEL_NAME = dict(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+# the length limit is the service's setting (max_model_name_chars), checked where a name is resolved
+MODEL_NAME = dict(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
 
 
 def parse_json(raw: bytes):

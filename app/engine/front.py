@@ -17,6 +17,7 @@ from app.engine.engine import Engine
 from app.errors import (
     ClientClosedError,
     DeadlineExceededError,
+    InvalidInputError,
     ModelNotFoundError,
     PayloadTooLargeError,
 )
@@ -57,12 +58,21 @@ class InferenceFront:
         self.artifacts = artifacts
         self.settings = settings
 
-    def model_name(self, requested: str | None) -> str:
+    def resolve(self, requested: str | None) -> tuple[str, Artifact]:
+        """The model a request names (the default when it names none) and its artifact: the
+        one place a model name is checked (its length against ``max_model_name_chars``)."""
         name = requested or self.settings.default_model
+        if len(name) > self.settings.max_model_name_chars:
+            raise InvalidInputError(
+                f"model names are at most {self.settings.max_model_name_chars} characters")
         if name not in self.artifacts:
             shown = name if len(name) <= SHOWN_NAME_CHARS else name[:SHOWN_NAME_CHARS] + "..."
             raise ModelNotFoundError(f"model {shown!r} is not loaded; see GET /models")
-        return name
+        return name, self.artifacts[name]
+
+    @property
+    def default(self) -> Artifact:
+        return self.artifacts[self.settings.default_model]
 
     def deadline(self, started: float, timeout_ms: float | None) -> float:
         """The request's deadline: the client's timeout, capped by the server's."""
@@ -93,18 +103,21 @@ class InferenceFront:
                 f"input(s) {too_long} exceed the model's {max_length} tokens; send truncate=true")
         return encoded
 
-    async def infer(self, model: str | None, items: list[tuple[str, str | None]], truncate: bool,
-                    started: float, deadline: float, disconnected: Awaitable | None = None,
+    async def infer(self, model: tuple[str, Artifact], items: list[tuple[str, str | None]],
+                    truncate: bool, started: float, deadline: float,
+                    disconnected: Awaitable | None = None,
                     tokenize: Callable[[], list[Encoded]] | None = None) -> Inference:
-        """Classify ``items`` (text, optional second text) with ``model``, within ``deadline``.
+        """Classify ``items`` (text, optional second text) with ``model`` (as ``resolve``
+        returns it), within ``deadline``.
 
         ``disconnected`` completes when the client goes; ``tokenize`` replaces the default
-        tokenising of ``items`` (TEI's left truncation).
+        tokenising of ``items`` (TEI's left truncation). Admission with the request's deadline
+        is asked here, once, before paying for tokenising; the policy decides it again only as
+        it queues the sequences (``BatchPolicy.admit``, all or none).
         """
-        name = self.model_name(model)
+        name, artifact = model
         self.check_limits(items)
-        artifact = self.artifacts[name]
-        self.engine.check_admission(deadline)  # before paying for tokenising
+        self.engine.check_admission(deadline)
         t0 = time.perf_counter()
         tokenize = tokenize or (lambda: self.tokenize(artifact, items, truncate))
         if sum(len(t) + len(p or "") for t, p in items) <= INLINE_TOKENIZE_CHARS:

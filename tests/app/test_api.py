@@ -1,6 +1,7 @@
 """The HTTP contract, and a bad-input suite: each case a clear 4xx, the server still serving."""
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.app.conftest import settings_for
@@ -144,3 +145,15 @@ def test_errors_are_counted_in_metrics(client):
     text = client.get("/metrics").text
     assert 'ltp_requests_total{model="unknown",status="404"} 1.0' in text  # bounded labels
     assert 'ltp_rejections_total{reason="model_not_found"} 1.0' in text
+
+
+def test_the_model_name_limit_is_the_settings_own(models_dir):
+    with TestClient(create_app(settings_for(models_dir, max_model_name_chars=12))) as c:
+        r = c.post("/classify", json={"inputs": "x", "model": "m" * 13})
+        assert r.status_code == 422 and r.json()["error_type"] == "invalid_input"
+        assert "at most 12 characters" in r.json()["error"]
+        r = c.post("/classify", json={"inputs": "x", "model": "m" * 12})
+        assert r.status_code == 404  # within the limit: looked up, not loaded
+        r = c.post("/predict", json={"inputs": "x"})  # TEI's routes resolve through the same place
+        assert r.status_code == 200
+        assert_serves(c)
