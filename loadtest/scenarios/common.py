@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from loadtest.server import Server, ltp_serve, run_below_clients
+from ltp.core.machine import cpu_name
 
 
 def at_least_one(value: str) -> int:
@@ -49,6 +50,9 @@ def start_service(args: argparse.Namespace, out: Path, model: str | None = None,
 
 
 def write(out: Path, result: dict | list, report: str) -> None:
+    """``result.json`` (a dict names the CPU it ran on) and ``report.md``."""
+    if isinstance(result, dict):
+        result = {**result, "cpu": result.get("cpu") or cpu_name()}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "report.md").write_text(report)
 

@@ -23,6 +23,7 @@ from loadtest.results import LoadResult
 from loadtest.scenarios.common import at_least_one
 from loadtest.scenarios.load import locust_env, single
 from loadtest.server import ltp_serve, pipeline_app
+from ltp.core.machine import cpu_name
 
 
 def compare(args: argparse.Namespace) -> list[LoadResult]:
@@ -46,7 +47,7 @@ def run_cells(args: argparse.Namespace, targets: list[tuple[str, str, str]],
     cells, the targets one after another at each concurrency, so drift (thermal, the
     background) hits every target alike. Each run has its folder; the report, every run's
     result and the chart are rewritten after each run."""
-    results = []
+    results, cpu = [], cpu_name()
     for repeat in range(1, args.repeats + 1):
         for users in [int(u) for u in args.concurrency.split(",")]:
             for name, url, model in targets:
@@ -57,7 +58,8 @@ def run_cells(args: argparse.Namespace, targets: list[tuple[str, str, str]],
                                       locust_env(args.dataset, model, args.think), repeat=repeat,
                                       plots=False))
                 (out / "report.md").write_text(compare_report(results, args) + "\n")
-                (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+                (out / "results.json").write_text(json.dumps(
+                    [{**asdict(r), "cpu": cpu} for r in results], indent=1))
                 plot_comparison(results, out / "comparison.png",
                                 f"LTP vs dense vs naive pipeline on {args.dataset}")
     return results

@@ -241,3 +241,19 @@ def cmd_info(args: argparse.Namespace) -> dict:
 
     artifact = load_artifact(args.model)
     return artifact.meta.to_dict()
+
+
+def cmd_headline(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from ltp.bench.headline import current, render, rewrite
+
+    readme = Path(args.readme)
+    table, text = render(readme.parent), readme.read_text()
+    if args.write:
+        readme.write_text(rewrite(text, table))
+    elif args.check and current(text) != table:
+        raise CommandFailed({"readme": str(readme), "expected": table, "found": current(text)}, 1,
+                            f"{readme}'s headline table differs from the reports: "
+                            "`ltp headline --write` rewrites it")
+    return {"readme": str(readme), "table": table, "written": args.write}

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_sweep(sub)
     _add_info(sub)
+    _add_headline(sub)
     return parser
 
 
@@ -283,6 +284,15 @@ def _add_info(sub) -> None:
     p = _command(sub, "info", commands.cmd_info, "print an artifact's ltp.json")
     p.add_argument("model", help="LTP artifact folder")
     _json_flag(p)
+
+
+def _add_headline(sub) -> None:
+    p = _command(sub, "headline", commands.cmd_headline,
+                 "the README's table of headline figures, read from the reports that measured them")
+    p.add_argument("--readme", default="README.md", help="the README whose table is read or written")
+    p.add_argument("--write", action="store_true", help="rewrite the README's table in place")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when the README's table differs from the reports")
 
 
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:

@@ -1,0 +1,70 @@
+"""The README's headline table: figures read from reports, the rules that pick them."""
+
+import json
+
+from ltp.bench.headline import BEGIN, END, ROWS, batch1, batch32, current, render, rewrite, service
+from ltp.cli.parser import main
+
+
+def _runtimes(**ltp_int8):
+    rows = [
+        {"runtime": "torch-fp32", "accuracy": 0.850, "seq_per_s": 40.0, "p50_latency_ms_b1": 30.0},
+        {"runtime": "ort-int8", "accuracy": 0.849, "seq_per_s": 60.0, "p50_latency_ms_b1": 15.0},
+        {"runtime": "ltp-fp32", "accuracy": 0.845, "seq_per_s": 90.0, "p50_latency_ms_b1": 12.0},
+        {"runtime": "ltp-int8", "accuracy": 0.835, "seq_per_s": 150.0, "p50_latency_ms_b1": 6.0,
+         **ltp_int8},
+    ]
+    for r in rows:
+        r["x_best_dense"] = r["seq_per_s"] / 60.0
+        r["b1_vs_fastest_dense"] = r["p50_latency_ms_b1"] / 15.0
+    return {"rows": rows, "best_dense": "ort-int8", "fastest_dense_b1": "ort-int8",
+            "relative_flops": 0.48, "device_name": "Some CPU"}
+
+
+def test_only_ltp_within_a_point_of_dense_fp32_counts():
+    # ltp-int8 is 1.5 pt below dense fp32: faster, but not a headline figure
+    assert batch32(_runtimes()).startswith("ltp-fp32 90.0 seq/s, **1.50x** ort-int8 dense")
+    assert batch1(_runtimes()).startswith("ltp-fp32 p50 12.0 ms, **0.80x** ort-int8 dense")
+    # within a point it is
+    assert batch32(_runtimes(accuracy=0.841)).startswith("ltp-int8 150.0 seq/s, **2.50x**")
+    assert "**0.40x**" in batch1(_runtimes(accuracy=0.841))
+
+
+def test_service_ratios_are_taken_within_each_repeat():
+    runs = []
+    for repeat, (ltp_ms, dense_ms, ltp_rps, dense_rps) in enumerate(((10, 20, 80, 40), (12, 20, 90, 50)), 1):
+        runs += [
+            {"target": "ltp (m)", "users": 1, "repeat": repeat, "p50_ms": ltp_ms, "requests_per_s": 1},
+            {"target": "dense (d)", "users": 1, "repeat": repeat, "p50_ms": dense_ms, "requests_per_s": 1},
+            {"target": "ltp (m)", "users": 32, "repeat": repeat, "p50_ms": 1, "requests_per_s": ltp_rps},
+            {"target": "dense (d)", "users": 32, "repeat": repeat, "p50_ms": 1, "requests_per_s": dense_rps},
+            {"target": "naive pipeline (pipeline)", "users": 32, "repeat": repeat, "p50_ms": 1,
+             "requests_per_s": 5},
+        ]
+    text = service(runs)
+    assert "1 client: p50 **0.50-0.60x** dense's" in text
+    assert "32 clients: req/s **1.80-2.00x** dense's" in text
+    assert "(2 runs a cell)" in text
+
+
+def test_the_table_reads_every_report_and_says_which_are_missing(tmp_path):
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/runtimes-amazon-food.json").write_text(json.dumps(_runtimes()))
+    table = render(tmp_path)
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(ROWS)
+    assert "1.50x" in lines[2] and "| Some CPU |" in lines[2]
+    assert "[runtimes-amazon-food.md](reports/runtimes-amazon-food.md)" in lines[2]
+    missing = [line for line in lines[2:] if "not measured yet" in line]
+    assert len(missing) == len(ROWS) - 2  # only the runtimes report exists
+
+
+def test_the_cli_rewrites_the_readme_and_checks_it(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nold figures\n{END}\n\nmore\n")
+    assert main(["headline", "--readme", str(readme), "--check"]) == 1
+    assert main(["headline", "--readme", str(readme), "--write"]) == 0
+    text = readme.read_text()
+    assert current(text) == render(tmp_path) and text.endswith(f"{END}\n\nmore\n")
+    assert main(["headline", "--readme", str(readme), "--check"]) == 0
+    assert rewrite(text, current(text)) == text
