@@ -18,15 +18,19 @@ import torch
 from ltp.bench.profiling import layer_ranges, profile_forward
 from ltp.core.artifact import load_artifact
 from ltp.core.machine import cpu_name, tune_allocator
+from ltp.core.precision import native_precisions, read_cpu_features
 from ltp.data.encoding import encode_split
 
-RUNTIMES = (("eager", "fp32"), ("eager", "int8"), ("ort", "fp32"), ("ort", "int8"))
+RUNTIMES = (("eager", "fp32"), ("eager", "bf16"), ("eager", "int8"), ("ort", "fp32"), ("ort", "int8"))
 SPLIT = ("matmul", "ort_sessions", "attention_other", "other_kernels", "python_and_dispatch")
 
 
 def profile(path: str, dataset: str, singles: int, batched: int, threads: int) -> list[dict]:
     rows = []
+    native = native_precisions(read_cpu_features())
     for engine, dtype in RUNTIMES:
+        if dtype not in native:
+            continue  # emulated bf16 would take hours and say nothing
         artifact = load_artifact(path, dtype=dtype, engine=engine, threads=threads)
         encoded, _ = encode_split(artifact.tokenizer, dataset, "test", artifact.meta.max_length)
         for batch_size, count in ((1, singles), (32, batched)):

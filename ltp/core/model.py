@@ -56,8 +56,8 @@ class ForwardOutput:
     # soft mode only: per pruning layer, the (B, T) masks and the live mask they apply to
     soft_masks: list[torch.Tensor] = field(default_factory=list)
     live: torch.Tensor | None = None
-    # masked mode only: per pruning layer, the (B, T) importance scores and the live tokens
-    # they were computed over (before that layer's keep rule)
+    # masked and soft modes: per pruning layer, the (B, T) importance scores and the live
+    # tokens they were computed over (before that layer's keep rule)
     scores: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     # compact mode with track_tokens: (B, T) how many pruning layers (all but the last) kept
     # each input token; equal keep decisions in two runs give equal counts
@@ -187,7 +187,7 @@ class LTPModel(nn.Module):
         elif mode == "dense":
             cls, kept = self._run_dense(x, live)
         elif mode == "soft":
-            cls, kept, extras["soft_masks"] = self._run_soft(x, live)
+            cls, kept, extras["soft_masks"], extras["scores"] = self._run_soft(x, live)
             extras["live"] = live
         else:
             cls, kept, extras["scores"] = self._run_masked(x, live)
@@ -284,11 +284,12 @@ class LTPModel(nn.Module):
         thresholds, last = self.thresholds(), self.encoder.num_layers - 1
         cumulative = self.pruning.soft_style == "cumulative"
         weight = live.float() if cumulative else None  # (B, T) cumulative keep probability
-        kept, masks = [], []
+        kept, masks, scored = [], [], []
         for i in range(last):
             x, probs = self._full_layer(i, x, live, True, weight)
             rows = weight if cumulative else live
             scores = self._scores(received_attention(probs, rows), rows)  # (B, T)
+            scored.append((scores, live))
             mask = soft_mask(scores, thresholds[i], self.pruning.temperature, live)
             if cumulative:
                 weight = mask = weight * mask
@@ -298,12 +299,19 @@ class LTPModel(nn.Module):
             kept.append((mask.detach() > 0.5).sum(dim=1))
         x, _ = self._full_layer(last, x, live, False, weight)
         kept.append(torch.ones_like(live[:, 0], dtype=torch.long))
-        return x[:, 0], torch.stack(kept, dim=1), masks
+        return x[:, 0], torch.stack(kept, dim=1), masks, scored
 
-    def _run_masked(self, x: torch.Tensor, live: torch.Tensor):
+    def dense_scores(self, batch: PaddedBatch) -> list[torch.Tensor]:
+        """Each pruning layer's (B, T) importance scores with no token dropped, whatever the
+        thresholds: the ranking a dense teacher gives (``ltp.train.ranking``)."""
+        x = self.encoder.embed(batch.input_ids, batch.token_type_ids)
+        _, _, scored = self._run_masked(x, batch.attention_mask.bool(), prune=False)
+        return [scores for scores, _ in scored]
+
+    def _run_masked(self, x: torch.Tensor, live: torch.Tensor, prune: bool = True):
         """Reference for the hard rule: dropped tokens stop being keys and queries but stay in
         the tensors. Returns, per pruning layer, the scores and the live tokens they were
-        computed over."""
+        computed over; without ``prune`` no token is dropped."""
         thresholds, last = self.thresholds(), self.encoder.num_layers - 1
         n_in = live.sum(dim=1)
         kept, scores_out = [], []
@@ -311,7 +319,8 @@ class LTPModel(nn.Module):
             x, probs = self._full_layer(i, x, live, True)
             scores = self._scores(received_attention(probs, live), live)  # (B, T)
             scores_out.append((scores, live))
-            live = self._keep(i, scores, thresholds[i], live, n_in)
+            if prune:
+                live = self._keep(i, scores, thresholds[i], live, n_in)
             kept.append(live.sum(dim=1))
         x, _ = self._full_layer(last, x, live, False)
         kept.append(torch.ones_like(n_in))

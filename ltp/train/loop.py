@@ -31,6 +31,7 @@ from ltp.data.datasets import Example
 from ltp.data.encoding import encode_examples
 from ltp.train.config import TrainConfig
 from ltp.train.losses import distillation_loss, soft_regularizer, task_loss
+from ltp.train.ranking import ranking_loss
 
 log = logging.getLogger(__name__)
 
@@ -223,17 +224,32 @@ def finetune(artifact: Artifact, train: list[Example], cfg: TrainConfig,
                      lambda out, y, _: task_loss(out.logits, y, cfg), thresholds=False, dev=dev)
 
 
-def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig) -> StageResult:
-    """Learn the thresholds (and adapt the weights) under a soft-mask relaxation."""
+def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
+               teacher: Artifact | None = None) -> StageResult:
+    """Learn the thresholds (and adapt the weights) under a soft-mask relaxation; with
+    ``cfg.ranking`` and a ``teacher``, each pruning layer's scores are also distilled towards
+    the teacher's token ranking (``ltp.train.ranking``)."""
     enc = artifact.model.encoder
 
-    def loss(out: ForwardOutput, y: torch.Tensor, _: PaddedBatch) -> torch.Tensor:
+    def loss(out: ForwardOutput, y: torch.Tensor, batch: PaddedBatch) -> torch.Tensor:
         reg = soft_regularizer(out, cfg.regularizer, enc.hidden_size, enc.intermediate_size)
         if cfg.target_flops is not None:  # a budget: only the excess over it is penalised
             reg = F.relu(reg - cfg.target_flops * enc.num_layers)
-        return task_loss(out.logits, y, cfg) + cfg.lam * reg
+        total = task_loss(out.logits, y, cfg) + cfg.lam * reg
+        if teacher is not None and cfg.ranking > 0:
+            total = total + cfg.ranking * ranking_term(out, teacher, batch, cfg.ranking_top)
+        return total
 
     return run_stage(artifact, train, cfg, "soft", "soft", loss, thresholds=True)
+
+
+def ranking_term(out: ForwardOutput, teacher: Artifact, batch: PaddedBatch, top: int) -> torch.Tensor:
+    """The ranking loss of every pruning layer's scores against the teacher's last scored
+    layer (no token dropped: the dense forward's ranking), averaged over the layers."""
+    with torch.no_grad():
+        reference = teacher.model.dense_scores(batch)[-1]
+    losses = [ranking_loss(scores, reference, live, top) for scores, live in out.scores]
+    return torch.stack(losses).mean()
 
 
 def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,

@@ -161,8 +161,10 @@ def estimate_seconds(plan: list[Recipe], data: DatasetSplits) -> dict:
                 tries = (len(AUTO_FLOPS_CANDIDATES) + 1) // 2
                 calib += tries * (5 * min(AUTO_FLOPS_EXAMPLES, n_train) + n_dev) * per_example
             # the LTP stages run fewer tokens than dense: about 0.6 and 0.45 of a dense step on
-            # the shipped recipes (0.1 more for the teacher of distillation)
-            seconds = (soft * 0.6 * step + hard * (0.45 + (0.1 if cfg.distill else 0)) * step
+            # the shipped recipes (0.1 more for the teacher of distillation or of ranking)
+            teacher = 0.1 if cfg.ranking else 0.0
+            seconds = (soft * (0.6 + teacher) * step
+                       + hard * (0.45 + (0.1 if cfg.distill else 0)) * step
                        + calib + n_eval * per_example)
         stages[recipe.name] = round(seconds)
         total += seconds

@@ -85,6 +85,9 @@ class PruneConfig(StageSettings):
     # "fixed" (the paper's score scale) or "median" (per-input; see pruning.normalize_scores)
     score_norm: str = "fixed"
     distill: float = 0.0
+    # ranking distillation in the soft stage (its weight; 0: off) over the parent's top tokens
+    ranking: float = 0.0
+    ranking_top: int = 20
     # Start from thresholds calibrated (on a sample of the training set) to this relative
     # FLOPs; the soft stage (if any) then keeps the soft FLOPs at or below it: the penalty is
     # lambda x layers x max(0, soft relative FLOPs - target); after the hard stage the
@@ -115,6 +118,7 @@ class PruneConfig(StageSettings):
             lr=self.soft_lr if soft else self.hard_lr,
             max_length=max_length, lam=self.lam, threshold_lr=self.threshold_lr,
             regularizer=self.regularizer, distill=self.distill, target_flops=self.target_flops,
+            ranking=self.ranking, ranking_top=self.ranking_top,
         )
 
 
@@ -286,7 +290,7 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     if artifact.meta.head.problem_type != data.problem_type:
         raise ValueError(f"{parent_dir} has a {artifact.meta.head.problem_type} head; the data "
                          f"{data.name} is {data.problem_type}")
-    teacher = load_artifact(parent_dir) if cfg.distill > 0 else None
+    teacher = load_artifact(parent_dir) if cfg.distill > 0 or cfg.ranking > 0 else None
     task = task_settings(cfg, data)
     max_length = artifact.meta.max_length
     num_layers = artifact.model.encoder.num_layers
@@ -315,7 +319,8 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
         calibration["temperature"] = artifact.model.pruning.temperature
     soft = None
     if cfg.soft_epochs > 0:
-        soft = soft_stage(artifact, data.train, cfg.stage(max_length, True, task)).to_dict()
+        soft = soft_stage(artifact, data.train, cfg.stage(max_length, True, task),
+                          teacher).to_dict()
     if inputs is not None:
         if soft is not None:
             # The soft stage decides where to prune; its soft FLOPs are only a guide to the
