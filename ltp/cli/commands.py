@@ -76,9 +76,9 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     )
     encoded, labels = encode_split(artifact.tokenizer, args.dataset, args.split, args.max_length)
     result = run_bench(artifact, encoded, cfg, progress=show_progress())
-    reference = None  # keep decisions and labels are compared with the eager fp32 forward
-    if (args.dtype, args.engine) != ("fp32", "eager"):
-        reference = load_artifact(args.model, device=args.device, dtype="fp32")
+    reference = None  # keep decisions and labels are compared with the eager fp32 CPU forward
+    if (args.dtype, args.engine, artifact.device.type) != ("fp32", "eager", "cpu"):
+        reference = load_artifact(args.model, device="cpu", dtype="fp32")
     result |= agreement(artifact, reference, encoded, labels, cfg)
     if args.profile:
         from ltp.bench.profiling import profile_batches

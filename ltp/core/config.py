@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 MODES: tuple[str, ...] = ("dense", "soft", "masked", "compact", "unpruned")
 # How the compact forward executes (ltp.core.engines): eager PyTorch with attention input by
-# input, eager with padded attention, ONNX Runtime for the dense parts
-ENGINES: tuple[str, ...] = ("eager", "padded", "ort")
+# input, eager with padded attention, ONNX Runtime, and varlen (FlashAttention on packed rows, GPU)
+ENGINES: tuple[str, ...] = ("eager", "padded", "ort", "varlen")
 # timed batches of ltp bench: similar lengths, or in data order (the mixed lengths a queue sees)
 BATCH_ORDERS: tuple[str, ...] = ("length", "arrival")
 STRATEGIES: tuple[str, ...] = ("threshold", "topk")

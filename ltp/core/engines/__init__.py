@@ -18,6 +18,10 @@ def engine_class(name: str) -> type[Engine]:
         from ltp.core.engines.ort import OrtEngine
 
         return OrtEngine
+    if name == "varlen":
+        from ltp.core.engines.varlen import VarlenEngine
+
+        return VarlenEngine
     classes = {cls.name: cls for cls in (EagerEngine, PaddedEngine)}
     if name not in classes or name not in ENGINES:
         raise EngineError(f"engine must be one of {list(ENGINES)}, got {name!r}")
