@@ -44,9 +44,7 @@ def load_models(settings: Settings, threads: int | None = None
             engine = "eager" if settings.engine == "auto" else settings.engine
             chosen = Runtime(settings.dtype, "set by --dtype", engine)
         elif device != "cpu":
-            engine = "eager" if settings.engine == "auto" else settings.engine
-            chosen = Runtime("fp32" if settings.dtype == "auto" else settings.dtype,
-                             f"auto on {device}: {engine}", engine)
+            chosen = gpu_runtime(settings)
         else:
             chosen = pick_runtime(folder / name, settings, timed, threads)
         key = runtime_key(chosen.engine, chosen.dtype)
@@ -59,6 +57,17 @@ def load_models(settings: Settings, threads: int | None = None
 def _load(path: Path, device: str, runtime: Runtime, threads: int | None) -> Artifact:
     return load_artifact(path, device=device, dtype=runtime.dtype, engine=runtime.engine,
                          threads=threads)
+
+
+def gpu_runtime(settings: Settings) -> Runtime:
+    """On a GPU: FlashAttention's varlen engine in bf16 where the card computes bf16 (fp32
+    scores and thresholds whatever the weights), else eager fp32; a named engine is kept."""
+    import torch
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    engine = settings.engine if settings.engine != "auto" else "varlen" if bf16 else "eager"
+    dtype = "bf16" if bf16 and engine == "varlen" else "fp32"
+    return Runtime(dtype, f"auto on the GPU: {engine} in {dtype}", engine)
 
 
 def pick_runtime(path: Path, settings: Settings, timed: dict[str, Artifact] | None = None,

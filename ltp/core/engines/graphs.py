@@ -21,10 +21,12 @@ from torch import nn
 class Projection(nn.Module):
     """Fused projections as one MatMul + Add (what dynamic quantisation rewrites)."""
 
-    def __init__(self, linears: list[nn.Linear]) -> None:
+    def __init__(self, linears: list[nn.Linear], scales: tuple[float, ...] | None = None) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.cat([lin.weight for lin in linears]).t().contiguous())
-        self.bias = nn.Parameter(torch.cat([lin.bias for lin in linears]))
+        scales = scales or (1.0,) * len(linears)  # folded into each part's weight and bias
+        self.weight = nn.Parameter(torch.cat(
+            [lin.weight * s for lin, s in zip(linears, scales, strict=True)]).t().contiguous())
+        self.bias = nn.Parameter(torch.cat([lin.bias * s for lin, s in zip(linears, scales, strict=True)]))
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         return torch.matmul(rows, self.weight) + self.bias
@@ -67,30 +69,37 @@ class WholeForward(nn.Module):
         enc, pruning = model.encoder, model.pruning
         self.hf = model.hf  # the embeddings and the head are the wrapped model's modules
         self.embed, self.head = enc.embed, enc.head
-        self.qkv = nn.ModuleList(Projection([p.query, p.key, p.value]) for p in enc.layers)
-        self.ffn = nn.ModuleList(FeedForward(p) for p in enc.layers)
         self.heads, self.width = enc.num_heads, enc.hidden_size
+        # the queries come scaled by 1/sqrt(head size) out of the projection: no node for it
+        scale = (self.width // self.heads) ** -0.5
+        self.qkv = nn.ModuleList(Projection([p.query, p.key, p.value], (scale, 1.0, 1.0))
+                                 for p in enc.layers)
+        self.ffn = nn.ModuleList(FeedForward(p) for p in enc.layers)
         thresholds = [float(t) for t in model.thresholds().detach()]
         self.thresholds = thresholds[:-1]
         self.prunes = [model._prunes(i, torch.tensor(t)) for i, t in enumerate(self.thresholds)]
         self.normalizer, self.median = pruning.normalizer, pruning.score_norm == "median"
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """(H, nq, dh), (H, n, dh) -> context (nq, d) and fp32 probabilities (H, nq, n)."""
-        probs = torch.softmax(torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(1, 2)), dim=-1)
+        """(H, nq, dh) scaled queries, (H, n, dh) -> context (nq, d) and fp32 probabilities
+        (H, nq, n)."""
+        probs = torch.softmax(torch.matmul(q, k.transpose(1, 2)), dim=-1)
         return torch.matmul(probs, v).transpose(0, 1).reshape(-1, self.width), probs
 
     def _split(self, qkv: torch.Tensor):
-        return qkv.view(-1, 3, self.heads, self.width // self.heads).permute(1, 2, 0, 3).unbind(0)
+        """(n, 3d) -> q, k, v (H, n, dh): one Reshape, one Transpose, one Split in the graph."""
+        heads = qkv.view(-1, 3 * self.heads, self.width // self.heads).transpose(0, 1)
+        return heads.split(self.heads, dim=0)
 
     def _scores(self, received: torch.Tensor) -> torch.Tensor:
         """``ltp.core.scoring.normalize_scores`` for one input, every token live."""
         if not self.median:
             return received / (self.heads * self.normalizer)
-        # the lower median of the tokens after the classifier token, as torch.nanmedian
-        ranked = torch.sort(torch.cat([received[1:], received[:1] * 0 + float("inf")])).values
-        middle = ((torch.ones_like(received).sum() - 2) / 2).floor().clamp_min(0).long()
-        median = torch.gather(ranked, 0, middle.reshape(1)).clamp_min(1e-12)
+        # the lower median of the m = n - 1 tokens after the classifier token, as
+        # torch.nanmedian: the (n // 2)-th smallest; an infinity stands in when m is 0
+        rest = torch.cat([received[1:], received[:1] * 0 + float("inf")])
+        k = (torch._shape_as_tensor(received)[0] // 2).clamp_min(1)
+        median = torch.topk(rest, k, largest=False).values[-1].clamp_min(1e-12)
         return received / (median * self.normalizer)
 
     def forward(self, ids: torch.Tensor, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

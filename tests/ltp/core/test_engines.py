@@ -11,9 +11,14 @@ from tests.ltp.core.test_model import pruning_half, run
 pytest.importorskip("onnxruntime")
 
 
-def test_the_whole_graph_runs_threshold_models_as_the_layer_loop_does(hf_model, batch):
+@pytest.mark.parametrize("scores", ["fixed", "median", "median, all but the classifier token"])
+def test_the_whole_graph_runs_threshold_models_as_the_layer_loop_does(hf_model, batch, scores):
     ids, mask = batch
-    model = LTPModel(hf_model, pruning_half()).eval()
+    pruning = pruning_half()
+    pruning.score_norm = "fixed" if scores == "fixed" else "median"
+    if scores.startswith("median,"):  # layer 0 keeps only the classifier token: later medians of none
+        pruning.delta = [1e3] * 3
+    model = LTPModel(hf_model, pruning).eval()
     engine = model.set_engine("ort", threads=1)
     with torch.no_grad():
         whole = engine.whole(ids, mask, None)
@@ -23,6 +28,8 @@ def test_the_whole_graph_runs_threshold_models_as_the_layer_loop_does(hf_model, 
     assert torch.equal(kept, loop.kept_tokens)
     torch.testing.assert_close(logits, loop.logits, atol=1e-5, rtol=1e-5)
     assert (kept[:, 0] < mask.sum(1)).any(), "it really pruned"
+    if scores.startswith("median,"):
+        assert bool((kept == 1).all())
     masked = run(model, ids, mask, "masked", "ort")
     assert torch.equal(run(model, ids, mask, "compact", "ort").kept_tokens, masked.kept_tokens)
 
