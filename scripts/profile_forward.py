@@ -1,7 +1,8 @@
 """Where the compact forward's time goes, per engine and precision, at batch 1 and batch 32:
 matrix multiplies, ONNX Runtime's sessions, attention's other operators, other kernels, and
 Python between operators with dispatch (what no operator accounts for), from torch.profiler;
-per layer too. Writes a markdown table and the JSON it came from.
+per layer too; and ONNX Runtime's own profile of the whole-forward graph by operator type.
+Writes a markdown table and the JSON it came from.
 
     python scripts/profile_forward.py models/reviews-minilm-ltp --dataset amazon-food \
         --out reports/profile-forward-amazon-food
@@ -11,8 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+import time
+from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
 
 from ltp.bench.profiling import layer_ranges, profile_forward
@@ -40,14 +47,54 @@ def profile(path: str, dataset: str, singles: int, batched: int, threads: int) -
                 for b in batches:
                     artifact.model.run(b)
 
-            with torch.inference_mode(), layer_ranges(artifact.model):
+            # the ort engine runs a threshold model as one graph an input: no layers to range
+            ranges = nullcontext() if engine == "ort" else layer_ranges(artifact.model)
+            with torch.inference_mode(), ranges:
                 result = profile_forward(run, repeats=2)
             rows.append({"engine": engine, "dtype": dtype, "batch_size": batch_size,
                          "ms_per_input": result["wall_ms"] / count, **result})
     return rows
 
 
-def markdown(rows: list[dict], args, threads: int) -> str:
+def ort_operators(path: str, dataset: str, count: int) -> list[dict]:
+    """ONNX Runtime's profile of the whole-forward graph (fp32 and int8) on one thread over
+    ``count`` inputs: milliseconds per input by operator type, and the wall time per input."""
+    import onnxruntime as ort
+
+    from ltp.core.engines.graphs import WholeForward
+    from ltp.core.engines.ort import _export, quantize_graph, session_options
+
+    artifact = load_artifact(path)
+    encoded, _ = encode_split(artifact.tokenizer, dataset, "test", artifact.meta.max_length)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = torch.tensor([5] * 7)
+        graph = _export(WholeForward(artifact.model).eval(), {"ids": ids, "types": ids * 0},
+                        Path(tmp) / "whole.onnx", ("logits", "kept"), per_token=())
+        for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
+            options = session_options(1)
+            options.enable_profiling, options.profile_file_prefix = True, f"{tmp}/{dtype}"
+            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            names = {i.name for i in session.get_inputs()}
+            feeds = [{k: v for k, v in (("ids", np.array(e.input_ids)),
+                                        ("types", np.zeros(len(e.input_ids), dtype=np.int64)))
+                      if k in names} for e in encoded[:count]]
+            start = time.perf_counter()
+            for feed in feeds:
+                session.run(None, feed)
+            wall = (time.perf_counter() - start) / len(feeds) * 1e3
+            ops: Counter = Counter()
+            for event in json.loads(Path(session.end_profiling()).read_text()):
+                if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                    ops[event["args"]["op_name"]] += event["dur"] / 1e3 / len(feeds)
+            rows.append({"dtype": dtype, "wall_ms_per_input": wall,
+                         "kernel_ms_per_input": sum(ops.values()),
+                         "nodes": len(onnx.load(str(file)).graph.node),
+                         "operators_ms": dict(ops.most_common())})
+    return rows
+
+
+def markdown(rows: list[dict], args, threads: int, operators: list[dict]) -> str:
     lines = [f"# Where the compact forward's time goes ({args.dataset} test)", "",
              f"`python scripts/profile_forward.py {args.model} --dataset {args.dataset}`: "
              f"{args.singles} inputs one at a time, {args.batched} in length-sorted batches of 32; "
@@ -64,6 +111,14 @@ def markdown(rows: list[dict], args, threads: int) -> str:
               "|---|" + "---|" * len(rows[0]["layers"])]
     for r in rows[:2]:
         lines.append(f"| {r['batch_size']} | " + " | ".join(f"{x['ms']:.1f}" for x in r["layers"]) + " |")
+    lines += ["", f"The ort engine's whole-forward graph, ONNX Runtime's own profile on one thread "
+              f"over {args.singles * 2} inputs (ms per input; wall time includes ONNX Runtime's "
+              "work between operators):", "",
+              "| graph | nodes | wall ms | kernel ms | top operators (ms) |", "|---|---|---|---|---|"]
+    for r in operators:
+        top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(r["operators_ms"].items())[:6])
+        lines.append(f"| {r['dtype']} | {r['nodes']} | {r['wall_ms_per_input']:.2f} | "
+                     f"{r['kernel_ms_per_input']:.2f} | {top} |")
     return "\n".join(lines) + "\n"
 
 
@@ -79,10 +134,12 @@ def main() -> None:
     tune_allocator()
     torch.set_num_threads(args.threads)
     rows = profile(args.model, args.dataset, args.singles, args.batched, args.threads)
+    operators = ort_operators(args.model, args.dataset, args.singles * 2)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(rows, args, args.threads))
+    out.with_suffix(".json").write_text(json.dumps({"runs": rows, "ort_operators": operators},
+                                                   indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(rows, args, args.threads, operators))
     print(out.with_suffix(".md").read_text())
 
 
