@@ -4,8 +4,10 @@ that the tokens a threshold keeps are the ones the teacher attends to most.
 
 For each input, every pair (i, j) of live tokens where the teacher ranks i among its ``top``
 tokens and above j costs ``relu(s_j - s_i)`` in the student's scores, in units of the
-input's median score (the scale a threshold is set in): zero when the student ranks every
-such pair as the teacher does, positive otherwise. The classifier token is left out (it is
+input's mean score: zero when the student ranks every such pair as the teacher does,
+positive otherwise. The mean, not the median: in the soft stage most tokens of a late layer
+may be softly dropped and receive almost nothing, so the median can be near zero, while the
+mean stays the mean attention a token receives. The classifier token is left out (it is
 always kept). Pairs are averaged per input, inputs per batch.
 """
 
@@ -23,7 +25,7 @@ def ranking_loss(student: torch.Tensor, teacher: torch.Tensor, live: torch.Tenso
     ranked = teacher.detach().masked_fill(~live, float("-inf"))
     order = ranked.topk(k, dim=1).indices  # (B, k) the teacher's best first
     chosen = torch.gather(live, 1, order)  # (B, k) short inputs have fewer than k
-    scale = _median(student.detach(), live).clamp_min(1e-12)[:, None]  # (B, 1)
+    scale = _mean(student.detach(), live).clamp_min(1e-12)[:, None]  # (B, 1)
     s = student / scale
     s_top = torch.gather(s, 1, order)  # (B, k)
     t_top = torch.gather(teacher.detach(), 1, order)
@@ -34,9 +36,11 @@ def ranking_loss(student: torch.Tensor, teacher: torch.Tensor, live: torch.Tenso
     return (cost.sum(dim=(1, 2)) / pairs).mean()
 
 
-def _median(scores: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-    median = scores.masked_fill(~live, float("nan")).nanmedian(dim=1).values
-    return torch.nan_to_num(median, nan=1.0)
+def _mean(scores: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """Each input's mean score over its live tokens (1 where none is live)."""
+    count = live.sum(dim=1)
+    total = scores.masked_fill(~live, 0.0).sum(dim=1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.ones_like(total))
 
 
 def warmup_weight(step: int, warmup_steps: int, floor: float = 0.01) -> float:

@@ -93,3 +93,13 @@ def test_the_soft_stage_with_ranking_trains_and_is_reproducible(tiny_artifact_di
         results.append(artifact.model.thresholds().detach().clone())
     assert torch.equal(results[0], results[1]), "same seed, same thresholds"
     assert not torch.equal(results[0], results[2]), "the ranking term changes what is learned"
+
+
+def test_softly_dropped_tokens_do_not_blow_the_loss_up():
+    """Most tokens of a late soft layer receive almost nothing: the loss stays on the scale
+    of the mean score, not of a near-zero median."""
+    teacher = torch.linspace(1.0, 0.1, 8)[None].repeat(2, 1)
+    student = torch.full((2, 8), 1e-9)
+    student[:, :3] = torch.tensor([1.0, 0.2, 0.9])  # two live tokens, ranked the wrong way round
+    loss = ranking_loss(student, teacher, torch.ones(2, 8, dtype=torch.bool), top=4)
+    assert 0 < loss < 10
