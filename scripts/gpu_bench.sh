@@ -4,7 +4,8 @@
 # at batch 1, 32 and 256 in bf16 on the varlen engine (and on padded attention at 256), each
 # with its keep decisions and labels against the fp32 CPU forward, then `ltp serve --device
 # cuda` answering /classify. Writes bench-*.json, gpu.md and serve.log to $OUT.
-#   run: bash scripts/gpu_bench.sh        (DEVICE=cpu runs the same steps on the CPU)
+#   run: bash scripts/gpu_bench.sh        (DEVICE=cpu runs the same steps on the CPU; N=64
+#   times fewer inputs, for a dry run)
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 DEVICE=${DEVICE:-cuda}
@@ -12,6 +13,7 @@ BUNDLE=${BUNDLE:-gpu-bundle}
 MODEL=$BUNDLE/reviews-minilm-ltp
 DATA=$BUNDLE/amazon-food
 PY=${PY:-python3}
+N=${N:-1000}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 if ! $PY -c "import fastapi, pydantic_settings, orjson, fastapi_offline" 2>/dev/null; then
@@ -23,10 +25,10 @@ fi
 bench() {  # engine batch dtype [max examples]
   local name="bench-$1-b$2-$3"
   timeout 150 $PY -m app.cli bench "$MODEL" --dataset "$DATA" --device "$DEVICE" --engine "$1" \
-    --batch-size "$2" --dtype "$3" --max-examples "${4:-1000}" --rounds 3 --json \
+    --batch-size "$2" --dtype "$3" --max-examples "${4:-$N}" --rounds 3 --json \
     > "$OUT/$name.json" 2> "$OUT/$name.err" || echo "$name failed: $(tail -1 "$OUT/$name.err")"
 }
-bench varlen 1 bf16 200
+bench varlen 1 bf16 $((N < 200 ? N : 200))
 bench varlen 32 bf16
 bench varlen 256 bf16
 bench padded 256 bf16
