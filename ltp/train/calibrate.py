@@ -96,7 +96,9 @@ def calibrate_schedule(artifact: Artifact, inputs: list[Encoded], keep: list[flo
                 candidates.append(scores[live].float().cpu())
         pool = torch.cat(candidates).sort(descending=True).values
         wanted = round(keep[layer] * total) - always
-        if keep[layer] >= 1.0 or wanted >= len(pool):
+        if len(pool) == 0:  # an earlier layer kept only the classifier tokens: nothing to rank
+            thresholds[layer] = thresholds[layer - 1] if layer else 0.0
+        elif keep[layer] >= 1.0 or wanted >= len(pool):
             thresholds[layer] = 0.0  # scores are >= 0: keep everything
         elif wanted <= 0:  # only the classifier tokens: just above the best score
             thresholds[layer] = float(torch.nextafter(pool[0], torch.tensor(float("inf"))))

@@ -224,23 +224,45 @@ def finetune(artifact: Artifact, train: list[Example], cfg: TrainConfig,
                      lambda out, y, _: task_loss(out.logits, y, cfg), thresholds=False, dev=dev)
 
 
-def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
-               teacher: Artifact | None = None) -> StageResult:
-    """Learn the thresholds (and adapt the weights) under a soft-mask relaxation; with
-    ``cfg.ranking`` and a ``teacher``, each pruning layer's scores are also distilled towards
-    the teacher's token ranking (``ltp.train.ranking``)."""
-    enc = artifact.model.encoder
+def soft_loss(artifact: Artifact, cfg: TrainConfig, teacher: Artifact | None = None) -> LossFn:
+    """The soft stage's loss: task loss + lambda x the FLOPs penalty (its excess over the
+    budget), and with ``cfg.ranking`` and a ``teacher`` the ranking distillation of every
+    pruning layer's scores (``ltp.train.ranking``). The ranking term trains the weights
+    only: its gradient on the thresholds is taken back out, since dropping every token would
+    also rank no pair wrongly."""
+    model, enc = artifact.model, artifact.model.encoder
 
     def loss(out: ForwardOutput, y: torch.Tensor, batch: PaddedBatch) -> torch.Tensor:
         reg = soft_regularizer(out, cfg.regularizer, enc.hidden_size, enc.intermediate_size)
         if cfg.target_flops is not None:  # a budget: only the excess over it is penalised
             reg = F.relu(reg - cfg.target_flops * enc.num_layers)
         total = task_loss(out.logits, y, cfg) + cfg.lam * reg
-        if teacher is not None and cfg.ranking > 0:
-            total = total + cfg.ranking * ranking_term(out, teacher, batch, cfg.ranking_top)
-        return total
+        if teacher is None or cfg.ranking <= 0:
+            return total
+        rank = cfg.ranking * ranking_term(out, teacher, batch, cfg.ranking_top)
+        delta = model.threshold_delta
+        if delta.requires_grad:
+            (on_thresholds,) = torch.autograd.grad(rank, delta, retain_graph=True,
+                                                   allow_unused=True)
+            if on_thresholds is not None:
+                handle = None
 
-    return run_stage(artifact, train, cfg, "soft", "soft", loss, thresholds=True)
+                def without_ranking(grad: torch.Tensor) -> torch.Tensor:
+                    handle.remove()  # this backward only
+                    return grad - on_thresholds
+
+                handle = delta.register_hook(without_ranking)
+        return total + rank
+
+    return loss
+
+
+def soft_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
+               teacher: Artifact | None = None) -> StageResult:
+    """Learn the thresholds (and adapt the weights) under a soft-mask relaxation
+    (``soft_loss``)."""
+    return run_stage(artifact, train, cfg, "soft", "soft", soft_loss(artifact, cfg, teacher),
+                     thresholds=True)
 
 
 def ranking_term(out: ForwardOutput, teacher: Artifact, batch: PaddedBatch, top: int) -> torch.Tensor:

@@ -105,3 +105,12 @@ def test_flops_target_needs_the_flops_regulariser():
         PruneConfig(target_flops=0.5, regularizer="uniform")
     with pytest.raises(ValueError, match="target_flops"):
         PruneConfig(target_flops=1.5)
+
+
+def test_a_layer_that_keeps_only_the_classifier_tokens_leaves_later_layers_nothing(artifact, data):
+    """A learned schedule may keep almost nothing after a layer (a soft stage that pruned
+    hard): later layers then have no token to rank, and calibration carries on."""
+    inputs = encode_examples(artifact.tokenizer, data.train[:10], 32)
+    cfg = calibrate_schedule(artifact, inputs, [1e-6, 0.5])
+    assert cfg.thresholds()[1] == cfg.thresholds()[0] > 0
+    assert kept_schedule(artifact, inputs)[0] == pytest.approx(10 / sum(e.num_tokens for e in inputs))

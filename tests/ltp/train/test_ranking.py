@@ -103,3 +103,30 @@ def test_softly_dropped_tokens_do_not_blow_the_loss_up():
     student[:, :3] = torch.tensor([1.0, 0.2, 0.9])  # two live tokens, ranked the wrong way round
     loss = ranking_loss(student, teacher, torch.ones(2, 8, dtype=torch.bool), top=4)
     assert 0 < loss < 10
+
+
+def test_the_soft_loss_ranks_with_the_weights_only(tiny_artifact_dir):
+    """Dropping every token would rank no pair wrongly: the ranking term must not reach the
+    thresholds through the soft masks, while it does train the weights."""
+    from ltp.train.loop import soft_loss
+
+    teacher = load_artifact(tiny_artifact_dir)
+    grads = {}
+    for ranking in (0.0, 1.0):
+        torch.manual_seed(0)
+        student = load_artifact(tiny_artifact_dir)
+        student.model.pruning.temperature = 0.01
+        with torch.no_grad():
+            for p in student.model.hf.parameters():
+                p.add_(0.2 * torch.randn_like(p))
+        student.model.train()
+        student.model.threshold_delta.requires_grad_(True)
+        batch = _batch(student)
+        cfg = TrainConfig(max_length=32, ranking=ranking, ranking_top=8)
+        out = student.model.run(batch, mode="soft")
+        soft_loss(student, cfg, teacher)(out, torch.tensor([0, 1, 0]), batch).backward()
+        grads[ranking] = (student.model.threshold_delta.grad.clone(),
+                          student.model.hf.classifier.weight.grad.clone(),
+                          next(student.model.hf.parameters()).grad.clone())
+    assert torch.allclose(grads[0.0][0], grads[1.0][0], atol=1e-7), "thresholds: task and budget only"
+    assert not torch.allclose(grads[0.0][2], grads[1.0][2]), "the encoder's weights feel the ranking"
