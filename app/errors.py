@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
+import orjson
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 
 class ErrorBody(BaseModel):
@@ -107,3 +109,10 @@ def responses(*errors: type[ServiceError]) -> dict[int, dict]:
         table.setdefault(error.status, []).append(f"`{error.type}`: {error.description}")
     return {status: {"model": ErrorBody, "description": "; ".join(lines)}
             for status, lines in sorted(table.items())}
+
+
+def error_response(error: ServiceError) -> Response:
+    """The one writer of error answers: the routes' handlers return it, the middleware
+    sends it as an ASGI app."""
+    return Response(orjson.dumps(error.body()), status_code=error.status,
+                    media_type="application/json", headers=error.headers)

@@ -8,7 +8,6 @@ import sys
 import time
 from contextlib import asynccontextmanager
 
-import orjson
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +29,7 @@ from app.errors import (
     MethodNotAllowedError,
     NotFoundError,
     ServiceError,
+    error_response,
 )
 from app.loading import load_models, warm_up, worker_plan
 from app.memory import HeapTrimmer
@@ -42,11 +42,6 @@ from ltp.core.machine import tune_allocator
 
 log = logging.getLogger("app")
 REQUEST_MODELS = (ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest)
-
-
-def error_response(error: ServiceError) -> Response:
-    return Response(orjson.dumps(error.body()), status_code=error.status,
-                    media_type="application/json", headers=error.headers)
 
 
 def _handlers(app: FastAPI) -> None:

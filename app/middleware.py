@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from fastapi import FastAPI
 
-from app.errors import PayloadTooLargeError, ServiceError
+from app.errors import PayloadTooLargeError, ServiceError, error_response
 
 log = logging.getLogger("app")
 # requests counted in ltp_requests_total and admitted before parsing; TEI's client posts to "/"
@@ -38,7 +37,7 @@ class ErrorGuard:
             log.exception("unhandled error on %s", scope.get("path"))
             if not started:
                 error = ServiceError("internal error", {"Connection": "close"})
-                await send_error(send, error)
+                await error_response(error)(scope, receive, send)
 
 
 class Admission:
@@ -56,7 +55,7 @@ class Admission:
                 self.state.front.engine.check_admission()
             except ServiceError as error:
                 self.state.metrics.record_request(None, error.status, error_type=error.type)
-                return await send_error(send, error)
+                return await error_response(error)(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -82,8 +81,9 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             if int(declared) > self.DRAIN_FACTOR * self.limit:
-                return await send_error(send, self._refusal(drained=False))
-            return await send_error(send, await self._drain(receive, 0, {"more_body": True}))
+                return await error_response(self._refusal(drained=False))(scope, receive, send)
+            error = await self._drain(receive, 0, {"more_body": True})
+            return await error_response(error)(scope, receive, send)
         seen = 0
 
         async def counting_receive():
@@ -106,11 +106,3 @@ class BodyLimit:
     def _refusal(self, drained: bool) -> PayloadTooLargeError:
         return PayloadTooLargeError(f"request body over {self.limit} bytes",
                                     {} if drained else {"Connection": "close"})
-
-
-async def send_error(send, error: ServiceError) -> None:
-    body = orjson.dumps(error.body())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
