@@ -84,3 +84,17 @@ def test_auto_times_onnx_runtime_beside_eager_and_shows_the_engine(recorded, mon
         assert c.get("/info").json()["engine"] == "ort"
         reply = c.post("/classify", json={"inputs": "a good film"})
         assert reply.status_code == 200
+
+
+def test_on_a_gpu_auto_serves_varlen_in_bf16_where_the_card_has_it(monkeypatch):
+    import torch
+
+    from app.loading import gpu_runtime
+    from app.settings import Settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert gpu_runtime(Settings())[::2] == ("bf16", "varlen")
+    assert gpu_runtime(Settings(engine="padded"))[::2] == ("fp32", "padded")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert gpu_runtime(Settings())[::2] == ("fp32", "eager")
