@@ -69,10 +69,12 @@ def _runs(results: list[dict], kind: str, users: int) -> dict[int, dict]:
 
 
 def service(results: list[dict]) -> str:
-    """LTP over dense within each repeat: p50 at the lowest concurrency, req/s at the highest."""
+    """LTP over dense within each repeat: p50 and p99 at the lowest concurrency, req/s at the
+    highest."""
     users = sorted({r["users"] for r in results})
     parts = []
-    for u, field, label in ((users[0], "p50_ms", "p50"), (users[-1], "requests_per_s", "req/s")):
+    for u, field, label in ((users[0], "p50_ms", "p50"), (users[0], "p99_ms", "p99"),
+                            (users[-1], "requests_per_s", "req/s")):
         ltp, dense = _runs(results, "ltp", u), _runs(results, "dense", u)
         ratios = [ltp[k][field] / dense[k][field] for k in ltp if k in dense and dense[k][field]]
         if ratios:
