@@ -9,6 +9,7 @@ ltp-serve:cpu-volume is checked with MODELS_DIR/IMAGE_MODEL mounted when it is b
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -33,8 +34,10 @@ TEXT = "The coffee arrived fresh and tastes wonderful, I will order it again."
 
 pytestmark = pytest.mark.skipif(why_no_image(IMAGE) is not None, reason=why_no_image(IMAGE) or "")
 
-# a read-only root with a tmpfs where the service writes, and the compose file's limits
-HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,size=256m", "--memory", compose_memory_limit(),
+# a read-only root with a tmpfs where the service writes (the ort engine writes its ONNX graphs
+# there: 256 MB is too small, and the int8 graph then fails to parse at start-up), and the
+# compose file's limits
+HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,size=1g", "--memory", compose_memory_limit(),
             "--cpus", "2")
 
 
@@ -91,11 +94,17 @@ def test_memory_limit_of_the_compose_file_holds(container: Container):
     assert _bytes(stats.split("/")[0].strip()) < limit
 
 
-def test_volume_image_serves_the_mounted_model():
+def test_volume_image_serves_the_mounted_model(tmp_path):
     if why_no_image(VOLUME_IMAGE) or not (MODELS_DIR / MODEL / "ltp.json").is_file():
         pytest.skip(why_no_image(VOLUME_IMAGE) or f"no {MODELS_DIR / MODEL} to mount")
-    c = run_container(VOLUME_IMAGE, *HARDENED,
-                      "-v", f"{MODELS_DIR / MODEL}:/app/models/{MODEL}:ro")
+    # the service runs as uid 10001: a mounted model must be readable by it (training writes
+    # model.safetensors 0600), so a readable copy is mounted
+    model = shutil.copytree(MODELS_DIR / MODEL, tmp_path / MODEL)
+    tmp_path.chmod(0o755)
+    for f in model.iterdir():
+        f.chmod(0o644)
+    model.chmod(0o755)
+    c = run_container(VOLUME_IMAGE, *HARDENED, "-v", f"{model}:/app/models/{MODEL}:ro")
     try:
         c.wait_healthy(READY_TIMEOUT_S)
         r = httpx.post(f"{c.url}/classify", json={"inputs": TEXT}, timeout=30)
@@ -127,7 +136,9 @@ def test_sigterm_answers_what_was_accepted_then_exits(container: Container):
         t.join(90)
     code = podman("wait", container.id, timeout=60).stdout.strip()
     assert all(s in (200, 429, "refused") for s in statuses), statuses
-    assert statuses.count(200) > 0 and code == "0", (statuses, code, container.logs())
+    # uvicorn re-raises the SIGTERM it handled once shut down: 143 (128 + 15) after a clean exit
+    assert statuses.count(200) > 0 and code in ("0", "143"), (statuses, code)
+    assert "Finished server process" in container.logs()
 
 
 def _bytes(size: str) -> int:
