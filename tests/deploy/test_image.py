@@ -1,0 +1,148 @@
+"""The built image started for real (podman): ready through its own HEALTHCHECK, answering,
+non-root, read-only root, the compose file's memory limit, SIGTERM drain.
+
+Skipped where podman or the image is missing: CI does not build images (`make image` first,
+then `make image-test`). LTP_IMAGE names the image (default ltp-serve:cpu, MODEL_SOURCE=copy);
+ltp-serve:cpu-volume is checked with MODELS_DIR/IMAGE_MODEL mounted when it is built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.container import (
+    Container,
+    compose_memory_limit,
+    podman,
+    run_container,
+    why_no_image,
+)
+
+IMAGE = os.environ.get("LTP_IMAGE", "ltp-serve:cpu")
+VOLUME_IMAGE = os.environ.get("LTP_VOLUME_IMAGE", "ltp-serve:cpu-volume")
+MODEL = os.environ.get("IMAGE_MODEL", "reviews-minilm-ltp")
+MODELS_DIR = Path(os.environ.get("MODELS_DIR", "models")).resolve()
+READY_TIMEOUT_S = 240
+TEXT = "The coffee arrived fresh and tastes wonderful, I will order it again."
+
+pytestmark = pytest.mark.skipif(why_no_image(IMAGE) is not None, reason=why_no_image(IMAGE) or "")
+
+# a read-only root with a tmpfs where the service writes (the ort engine writes its ONNX graphs
+# there: 256 MB is too small, and the int8 graph then fails to parse at start-up), and the
+# compose file's limits
+HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,size=1g", "--memory", compose_memory_limit(),
+            "--cpus", "2")
+
+
+@pytest.fixture(scope="module")
+def container():
+    c = run_container(IMAGE, *HARDENED)
+    try:
+        c.ready_s = c.wait_healthy(READY_TIMEOUT_S)
+        yield c
+    finally:
+        c.remove()
+
+
+def test_ready_through_the_image_healthcheck(container: Container):
+    assert container.inspect()["Config"]["Healthcheck"]["Test"][-1].count("/readyz")
+    assert httpx.get(f"{container.url}/readyz", timeout=5).status_code == 200
+
+
+def test_classify_answers_with_the_baked_model(container: Container):
+    r = httpx.post(f"{container.url}/classify", json={"inputs": [TEXT, "Stale and bitter."]},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == MODEL and len(body["results"]) == 2
+    assert 0 < body["results"][0]["kept_tokens"] <= body["results"][0]["input_tokens"]
+
+
+def test_predict_answers_tei_shaped(container: Container):
+    r = httpx.post(f"{container.url}/predict", json={"inputs": TEXT}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert {"label", "score"} <= set(r.json()[0])
+
+
+def test_metrics_export_the_ltp_series(container: Container):
+    text = httpx.get(f"{container.url}/metrics", timeout=10).text
+    assert "ltp_requests_total" in text or "ltp_" in text
+
+
+def test_runs_as_a_user_that_is_not_root(container: Container):
+    assert container.inspect()["Config"]["User"] == "10001"
+    assert container.exec("id", "-u").stdout.strip() == "10001"
+
+
+def test_root_filesystem_is_read_only_and_tmp_writable(container: Container):
+    assert container.inspect()["HostConfig"]["ReadonlyRootfs"] is True
+    assert container.exec("touch", "/app/probe").returncode != 0
+    assert container.exec("touch", "/tmp/probe").returncode == 0
+
+
+def test_memory_limit_of_the_compose_file_holds(container: Container):
+    limit = container.inspect()["HostConfig"]["Memory"]
+    assert limit == _bytes(compose_memory_limit())
+    stats = podman("stats", "--no-stream", "--format", "{{.MemUsageBytes}}", container.id).stdout
+    assert _bytes(stats.split("/")[0].strip()) < limit
+
+
+def test_volume_image_serves_the_mounted_model(tmp_path):
+    if why_no_image(VOLUME_IMAGE) or not (MODELS_DIR / MODEL / "ltp.json").is_file():
+        pytest.skip(why_no_image(VOLUME_IMAGE) or f"no {MODELS_DIR / MODEL} to mount")
+    # the service runs as uid 10001: a mounted model must be readable by it (training writes
+    # model.safetensors 0600), so a readable copy is mounted
+    model = shutil.copytree(MODELS_DIR / MODEL, tmp_path / MODEL)
+    tmp_path.chmod(0o755)
+    for f in model.iterdir():
+        f.chmod(0o644)
+    model.chmod(0o755)
+    c = run_container(VOLUME_IMAGE, *HARDENED, "-v", f"{model}:/app/models/{MODEL}:ro")
+    try:
+        c.wait_healthy(READY_TIMEOUT_S)
+        r = httpx.post(f"{c.url}/classify", json={"inputs": TEXT}, timeout=30)
+        assert r.status_code == 200 and r.json()["model"] == MODEL
+    finally:
+        c.remove()
+
+
+def test_sigterm_answers_what_was_accepted_then_exits(container: Container):
+    """Last: it stops the module's container."""
+    statuses: list[int | str] = []
+    body = {"inputs": [TEXT * 3] * 16}
+
+    def client() -> None:
+        try:
+            statuses.append(httpx.post(f"{container.url}/classify", json=body, timeout=60)
+                            .status_code)
+        except httpx.ConnectError:
+            statuses.append("refused")  # after SIGTERM: never accepted, not lost
+        except httpx.HTTPError as e:
+            statuses.append(type(e).__name__)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    podman("kill", "--signal", "TERM", container.id)
+    for t in threads:
+        t.join(90)
+    code = podman("wait", container.id, timeout=60).stdout.strip()
+    assert all(s in (200, 429, "refused") for s in statuses), statuses
+    # uvicorn re-raises the SIGTERM it handled once shut down: 143 (128 + 15) after a clean exit
+    assert statuses.count(200) > 0 and code in ("0", "143"), (statuses, code)
+    assert "Finished server process" in container.logs()
+
+
+def _bytes(size: str) -> int:
+    """``2g``, ``512MiB``, ``1.5GB`` or plain bytes."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    s = size.strip().lower().replace("ib", "").replace("b", "")
+    return int(float(s[:-1]) * units[s[-1]]) if s[-1] in units else int(float(s))
