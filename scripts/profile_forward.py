@@ -61,16 +61,13 @@ def ort_operators(path: str, dataset: str, count: int) -> list[dict]:
     ``count`` inputs: milliseconds per input by operator type, and the wall time per input."""
     import onnxruntime as ort
 
-    from ltp.core.engines.graphs import WholeForward
-    from ltp.core.engines.ort import _export, quantize_graph, session_options
+    from ltp.core.engines.ort import export_whole, quantize_graph, session_options
 
     artifact = load_artifact(path)
     encoded, _ = encode_split(artifact.tokenizer, dataset, "test", artifact.meta.max_length)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ids = torch.tensor([5] * 7)
-        graph = _export(WholeForward(artifact.model).eval(), {"ids": ids, "types": ids * 0},
-                        Path(tmp) / "whole.onnx", ("logits", "kept"), per_token=())
+        graph, _ = export_whole(artifact.model, Path(tmp))
         for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
             options = session_options(1)
             options.enable_profiling, options.profile_file_prefix = True, f"{tmp}/{dtype}"

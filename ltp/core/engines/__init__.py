@@ -4,12 +4,8 @@ seam of ``ltp.core.engines.base`` (names: ``ltp.core.config.ENGINES``)."""
 from __future__ import annotations
 
 from ltp.core.config import ENGINES
-from ltp.core.engines.base import Engine
+from ltp.core.engines.base import Engine, EngineError
 from ltp.core.engines.eager import EagerEngine, PaddedEngine
-
-
-class EngineError(ValueError):
-    """An engine that does not exist, or cannot run this model here."""
 
 
 def engine_class(name: str) -> type[Engine]:

@@ -13,7 +13,8 @@ rows (the live tokens of the batch, ``ltp.core.packing``) with per-input lengths
   values of every row, one query per input), whose output is all the head reads.
 
 An engine may also run the whole pruned forward in one step (``whole``), with the same
-scores and keep rule compiled in (ONNX Runtime, one graph per input).
+scores and keep rule compiled in (ONNX Runtime: one graph per input, or per group of inputs
+of similar length).
 
 Scores, the keep rule and the gathers stay in the loop, in fp32 torch, whatever the engine,
 so keep decisions mean the same thing on every engine. An engine is chosen when the model is
@@ -25,6 +26,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+
+
+class EngineError(ValueError):
+    """An engine that does not exist, or cannot run this model here."""
 
 
 class Engine:
@@ -63,6 +68,13 @@ class Engine:
         batch (B, T) -> logits (B, C) and tokens kept after each layer (B, L); None (the
         default): the model runs its layer loop."""
         return None
+
+    @property
+    def one_input_per_call(self) -> bool:
+        """Whether a batch runs as one call per input (no gain from batching inputs
+        together, as ``whole`` on ONNX Runtime with groups of one); the service sizes its
+        batches by it."""
+        return False
 
     def describe(self) -> dict:
         """What this engine is, for ``/models``, ``/info`` and benchmark reports."""

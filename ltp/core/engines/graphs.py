@@ -7,9 +7,14 @@ Runtime's for the cores).
 
 Written in torch with the same formulas as the layer loop (``LTPModel._run_compact``,
 ``ltp.core.scoring``) and exported once per model: thresholds and which layers prune are
-constants of the graph. One input a call, so no padding and no masks: attention is each
-input over its own tokens, as the eager engine computes it. Only the threshold rule
-(``strategy="threshold"``) runs this way; top-k models run layer by layer.
+constants of the graph. ``WholeForward`` takes one input a call, so no padding and no
+masks: attention is each input over its own tokens, as the eager engine computes it.
+``GroupForward`` takes a right-padded group of inputs of similar length: ONNX Runtime's
+cost between operators, paid once a call, is shared by the group, and its matrix
+multiplies get more rows; masks keep each input's attention, scores and keep rule its own,
+and each pruning layer gathers every input's kept tokens to the front, cut to the group's
+longest. Only the threshold rule (``strategy="threshold"``) runs this way; top-k models run
+layer by layer.
 """
 
 from __future__ import annotations
@@ -119,3 +124,68 @@ class WholeForward(nn.Module):
         ctx, _ = self._attend(q[:, :1], k, v)  # the classifier token's query alone
         kept.append(torch.ones_like(rows[:1, 0]).sum())
         return self.head(self.ffn[-1](ctx, rows[:1])), torch.stack(kept)
+
+
+class GroupForward(WholeForward):
+    """Token ids, type ids and attention mask (B, T) of right-padded inputs, classifier token
+    first -> logits (B, C) and the tokens kept after each layer (B, L) as floats; each input's
+    figures are those ``WholeForward`` gives it alone."""
+
+    def _scores_of(self, received: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """``WholeForward._scores`` for each row of (B, T), over its live tokens."""
+        if not self.median:
+            return received / (self.heads * self.normalizer)
+        # padding and one extra column stand in as infinities, as the lone input's do
+        rest = torch.cat([received[:, 1:].masked_fill(~live[:, 1:], float("inf")),
+                          received[:, :1] * 0 + float("inf")], dim=1)
+        ranked = torch.topk(rest, rest.shape[1], dim=1, largest=False).values  # ascending
+        k = (live.sum(dim=1, keepdim=True) // 2).clamp_min(1) - 1  # the lower median's place
+        median = ranked.gather(1, k).clamp_min(1e-12)  # (B, 1)
+        return received / (median * self.normalizer)
+
+    def _attend_masked(self, q, k, v, live):
+        """(B, H, nq, dh) scaled queries, (B, H, n, dh), live keys (B, n) -> context
+        (B, nq, d) and probabilities (B, H, nq, n), zero on padded keys."""
+        bias = (~live).float()[:, None, None, :] * -1e30
+        probs = torch.softmax(torch.matmul(q, k.transpose(2, 3)) + bias, dim=-1)
+        ctx = torch.matmul(probs, v).transpose(1, 2)
+        return ctx.reshape(ctx.shape[0], ctx.shape[1], self.width), probs
+
+    def _split_group(self, qkv: torch.Tensor):
+        """(B, n, 3d) -> q, k, v (B, H, n, dh)."""
+        b = qkv.shape[0]
+        heads = qkv.view(b, qkv.shape[1], 3 * self.heads, self.width // self.heads).transpose(1, 2)
+        return heads.split(self.heads, dim=1)
+
+    def forward(self, ids: torch.Tensor, types: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        live = mask > 0
+        rows = self.embed(ids, types) * live[:, :, None].float()  # (B, T, d), padding at 0
+        kept = []
+        for i, threshold in enumerate(self.thresholds):
+            q, k, v = self._split_group(self.qkv[i](rows))
+            ctx, probs = self._attend_masked(q, k, v, live)
+            if self.prunes[i]:
+                # attention received from live queries, summed over heads: (B, T)
+                received = torch.matmul(live.float()[:, None, :], probs.sum(dim=1))[:, 0]
+                keep = (self._scores_of(received, live) >= threshold) & live
+                keep = torch.cat([torch.ones_like(keep[:, :1]), keep[:, 1:]], dim=1)
+                # kept tokens first, in their order: the top of keep * 2T - position
+                place = torch.ones_like(keep[0], dtype=torch.long).cumsum(0) - 1  # 0, 1, ... (T,)
+                width = place.shape[0]
+                order = torch.topk(keep.long() * (2 * width) - place, width, dim=1).indices
+                count = keep.sum(dim=1)
+                cols = (place < count.max()).nonzero().squeeze(1)  # the longest's kept
+                order = order.index_select(1, cols)  # (B, K)
+                b, n = order.shape[0], order.shape[1]
+                flat = (order + (torch.ones_like(count).cumsum(0) - 1)[:, None] * width).reshape(-1)
+                ctx = ctx.reshape(-1, self.width).index_select(0, flat).view(b, n, self.width)
+                rows = rows.reshape(-1, self.width).index_select(0, flat).view(b, n, self.width)
+                live = place.index_select(0, cols)[None, :] < count[:, None]
+            rows = self.ffn[i](ctx, rows) * live[:, :, None].float()  # padded rows held at 0
+            kept.append(live.sum(dim=1).float())
+        q, k, v = self._split_group(self.qkv[-1](rows))
+        ctx, _ = self._attend_masked(q[:, :, :1], k, v, live)  # each classifier token's query
+        kept.append(live[:, 0].float())
+        cls = self.ffn[-1](ctx[:, 0], rows[:, 0])
+        return self.head(cls), torch.stack(kept, dim=1)

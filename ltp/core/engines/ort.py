@@ -10,8 +10,14 @@ input over its own tokens, fp32 probabilities where a layer prunes), the scores 
 rule stay in torch, so pruning stacks with ONNX Runtime's kernels and keep decisions are
 taken as on every engine.
 
-The graphs are built when the engine is made (``build_seconds`` says how long); embeddings
-and the head stay the model's own torch modules.
+A threshold model runs instead as one graph from token ids to logits (``whole``,
+``ltp.core.engines.graphs``): a lone input as ``WholeForward``, a batch in groups of up to
+``group`` inputs of similar length as ``GroupForward``, the groups side by side on the
+threads. The layer loop above serves top-k models and token tracking.
+
+The graphs are built when the engine is made (``build_seconds`` says how long), one at a
+time under the temporary directory, each removed once loaded; embeddings and the head of
+the layer loop stay the model's own torch modules.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +38,23 @@ from torch import nn
 from torch.profiler import record_function
 
 from ltp.core.attention import attend_first, attend_inputs
-from ltp.core.engines.base import Engine
-from ltp.core.engines.graphs import FeedForward, Projection, Step, WholeForward
+from ltp.core.engines.base import Engine, EngineError
+from ltp.core.engines.graphs import FeedForward, GroupForward, Projection, Step, WholeForward
 from ltp.core.packing import first_rows, live_from_counts
 
 log = logging.getLogger(__name__)
 
 ORT_RANGE = "ort::run"  # the profiler range of one session call
+GROUP = 1  # inputs of similar length a whole-forward call takes at most (reports/ort-groups-*)
 
 
 def _export(module: nn.Module, inputs: dict[str, torch.Tensor], path: Path,
-            outputs: tuple[str, ...] = ("out",), per_token: tuple[str, ...] | None = None) -> Path:
-    """``module`` as ONNX; the inputs and the outputs named in ``per_token`` (default: all)
-    have one row per token, a dynamic axis."""
-    axes = {name: {0: "tokens"} for name in (*inputs, *(outputs if per_token is None else per_token))}
+            outputs: tuple[str, ...] = ("out",), axes: dict[str, dict[int, str]] | None = None
+            ) -> Path:
+    """``module`` as ONNX with the dynamic ``axes`` given (default: every input and output
+    has one row per token, a dynamic first axis)."""
+    if axes is None:
+        axes = {name: {0: "tokens"} for name in (*inputs, *outputs)}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
         torch.onnx.export(module, tuple(inputs.values()), str(path), input_names=list(inputs),
@@ -70,10 +81,11 @@ def quantize_graph(path: Path, out: Path | None = None, weights_only: bool = Tru
     return out
 
 
-def _run_inputs(session, feeds: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The whole forward of each input, one call each: its logits and kept counts."""
+def _run_calls(calls: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The whole forward of each (session, feed) (an input, or a group), one call each:
+    logits and kept counts."""
     out = []
-    for feed in feeds:
+    for session, feed in calls:
         with record_function(ORT_RANGE):
             logits, kept = session.run(None, feed)
         out.append((logits, kept))
@@ -94,94 +106,184 @@ def session_options(threads: int, spinning: bool = False):
     return options
 
 
+def export_whole(model, folder: Path, groups: bool = True) -> tuple[Path, Path | None]:
+    """The whole pruned forward of a threshold model as ONNX in ``folder``: one input's graph
+    (``WholeForward``: ids and type ids (n,)) and, with ``groups``, a group's
+    (``GroupForward``: ids, type ids and mask (B, T))."""
+    ids = torch.tensor([model.hf.config.pad_token_id or 0] * 7) + 5
+    lone = _export(WholeForward(model).eval(), {"ids": ids, "types": ids * 0},
+                   folder / "whole.onnx", ("logits", "kept"),
+                   {"ids": {0: "tokens"}, "types": {0: "tokens"}})
+    if not groups:
+        return lone, None
+    ids = torch.stack([ids, ids])
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0  # a padded input, so that the masks are traced as they run
+    by_group = {0: "inputs", 1: "tokens"}
+    group = _export(GroupForward(model).eval(), {"ids": ids, "types": ids * 0, "mask": mask},
+                    folder / "group.onnx", ("logits", "kept"),
+                    {"ids": by_group, "types": by_group, "mask": by_group,
+                     "logits": {0: "inputs"}, "kept": {0: "inputs"}})
+    return lone, group
+
+
+def _check_room(folder: Path, model) -> None:
+    """The graphs are written under the temporary directory (``TMPDIR``) one or two at a
+    time, each about the size of the model in fp32, and ``quantize_dynamic`` writes its own
+    copy beside: refuse with a clear message where that cannot fit (a small tmpfs on
+    ``/tmp`` would otherwise fail later as a corrupt graph)."""
+    import shutil
+
+    need = 4 * sum(p.numel() * p.element_size() for p in model.hf.parameters())
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise EngineError(
+            f"the ort engine writes its ONNX graphs (about {need / 2**20:.0f} MiB at once for "
+            f"this model) under {folder.parent}, which has {free / 2**20:.0f} MiB free: give "
+            "it more room (a larger tmpfs on /tmp, or TMPDIR on a writable disk), or serve "
+            "with --engine eager")
+
+
+@dataclass(frozen=True)
+class WholeSessions:
+    """The sessions of the whole forward: a lone input's (every thread), one input's on one
+    thread, a group's on one thread (None with groups of one), and the threads that run
+    inputs or groups side by side (None on one thread)."""
+
+    lone: object
+    single: object
+    group: object | None
+    pool: ThreadPoolExecutor | None
+
+
 class OrtEngine(Engine):
     name = "ort"
     precisions = ("fp32", "int8")
     devices = ("cpu",)
 
-    def __init__(self, model, precision: str = "fp32", threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, model, precision: str = "fp32", threads: int | None = None,
+                 group: int = GROUP) -> None:
         super().__init__(model)
-        self.options = {"precision": precision, "threads": threads}
+        self.options = {"precision": precision, "threads": threads, "group": group}
         if precision not in self.precisions:
             raise ValueError(f"the ort engine runs {self.precisions}, not {precision!r}")
+        if group < 1:
+            raise ValueError(f"a group holds at least one input, not {group}")
         self.precision = precision
         self.threads = threads or torch.get_num_threads()
+        self.group = group
         options = session_options(self.threads)
         self._ahead = threading.local()  # (rows, their next projections) per worker thread
         start = time.perf_counter()
-        self.sessions: dict[tuple[int, str], ort.InferenceSession] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for key, path in self._graphs(Path(tmp)).items():
-                if precision == "int8":
-                    path = quantize_graph(path)
-                self.sessions[key] = ort.InferenceSession(str(path), options,
-                                                          providers=["CPUExecutionProvider"])
-            self._whole = self._whole_session(Path(tmp), ort)
+            _check_room(Path(tmp), model)
+            self.sessions = {key: self._session(path, options)
+                             for key, path in self._graphs(Path(tmp))}
+            self._whole = self._whole_session(Path(tmp))
         self.build_seconds = time.perf_counter() - start
         log.info("ort engine (%s, %d threads): %d graphs built in %.1f s", precision,
                  self.threads, len(self.sessions), self.build_seconds)
 
-    def _graphs(self, folder: Path) -> dict[tuple[int, str], Path]:
-        """Every graph the loop calls: per layer its Q/K/V projection and its feed-forward,
-        and the feed-forward fused with the next layer's Q/K/V ("step")."""
+    def _session(self, path: Path, *options, disabled: tuple[str, ...] = ()):
+        """A session of ``path``'s graph (quantised first in int8) for each of ``options``,
+        without the ``disabled`` graph optimisations (one session, or a tuple of them); the
+        files are removed once loaded, so the graphs never all lie on disk at once."""
+        import onnxruntime as ort
+
+        graph = quantize_graph(path) if self.precision == "int8" else path
+        try:
+            sessions = tuple(ort.InferenceSession(str(graph), o, providers=["CPUExecutionProvider"],
+                                                  disabled_optimizers=list(disabled))
+                             for o in options)
+            return sessions[0] if len(sessions) == 1 else sessions
+        finally:
+            path.unlink(missing_ok=True)
+            graph.unlink(missing_ok=True)
+
+    def _graphs(self, folder: Path) -> Iterator[tuple[tuple[int, str], Path]]:
+        """Every graph the loop calls, exported one at a time: per layer its Q/K/V
+        projection and its feed-forward, and the feed-forward fused with the next layer's
+        Q/K/V ("step")."""
         enc, rows = self.encoder, torch.randn(7, self.encoder.hidden_size)
-        graphs = {}
         for i, parts in enumerate(enc.layers):
             qkv = Projection([parts.query, parts.key, parts.value])
-            graphs[i, "qkv"] = _export(qkv, {"rows": rows}, folder / f"layer{i}.qkv.onnx")
-            graphs[i, "ffn"] = _export(FeedForward(parts).eval(), {"ctx": rows, "residual": rows},
-                                       folder / f"layer{i}.ffn.onnx")
+            yield (i, "qkv"), _export(qkv, {"rows": rows}, folder / f"layer{i}.qkv.onnx")
+            yield (i, "ffn"), _export(FeedForward(parts).eval(), {"ctx": rows, "residual": rows},
+                                      folder / f"layer{i}.ffn.onnx")
             if i + 1 < enc.num_layers:
-                graphs[i, "step"] = _export(Step(parts, enc.layers[i + 1]).eval(),
-                                            {"ctx": rows, "residual": rows},
-                                            folder / f"layer{i}.step.onnx", ("rows", "qkv"))
-        return graphs
+                yield (i, "step"), _export(Step(parts, enc.layers[i + 1]).eval(),
+                                           {"ctx": rows, "residual": rows},
+                                           folder / f"layer{i}.step.onnx", ("rows", "qkv"))
 
-    def _whole_session(self, folder: Path, ort):
-        """The whole forward's graph (``ltp.core.engines.graphs.WholeForward``) for threshold models. With
-        more than one thread: a lone input runs on a session of all the threads, spinning
-        between operators (one input's operators are short: waking a sleeping pool for each
-        cost more than the work; 6.5 ms against 7.5 ms without spinning and 8.8 ms on one
-        thread here), and a batch's inputs run side by side, one a thread, on a session of
-        one thread."""
-
+    def _whole_session(self, folder: Path) -> WholeSessions | None:
+        """The whole forward's graphs (``ltp.core.engines.graphs``) for threshold models: a
+        lone input runs ``WholeForward`` on a session of all the threads, spinning between
+        operators (one input's operators are short: waking a sleeping pool for each cost
+        more than the work; 6.5 ms against 7.5 ms without spinning and 8.8 ms on one thread
+        here); a batch's inputs run side by side, one a thread, on sessions of one thread:
+        one input a call (``group`` 1), or groups of similar length as ``GroupForward``."""
         if self.model.pruning.strategy != "threshold":
             return None
         self._whole_thresholds = self.model.thresholds().detach().clone()
-        ids = torch.tensor([self.model.hf.config.pad_token_id or 0] * 7) + 5
-        path = _export(WholeForward(self.model).eval(), {"ids": ids, "types": ids * 0},
-                       folder / "whole.onnx", ("logits", "kept"), per_token=())
-        if self.precision == "int8":
-            path = quantize_graph(path)
-        single = ort.InferenceSession(str(path), session_options(1),
-                                      providers=["CPUExecutionProvider"])
-        if self.threads == 1:
-            return single, single, None
-        lone = ort.InferenceSession(str(path), session_options(self.threads, spinning=True),
-                                    providers=["CPUExecutionProvider"])
-        return lone, single, ThreadPoolExecutor(self.threads, thread_name_prefix="ltp-ort")
+        lone, group = export_whole(self.model, folder, groups=self.group > 1)
+        if self.threads > 1:
+            lone, single = self._session(lone, session_options(self.threads, spinning=True),
+                                         session_options(1))
+        else:
+            lone = single = self._session(lone, session_options(1))
+        return WholeSessions(
+            lone=lone, single=single,
+            # ONNX Runtime's SkipLayerNormalization kernel (the residual Add and LayerNorm
+            # fused) took 3.5x the unfused pair on (B, T, d) rows here
+            group=(self._session(group, session_options(1), disabled=("SkipLayerNormFusion",))
+                   if group is not None else None),
+            pool=ThreadPoolExecutor(self.threads, thread_name_prefix="ltp-ort")
+            if self.threads > 1 else None)
+
+    def groups(self, lengths: list[int]) -> list[list[int]]:
+        """The inputs of a batch (by index) in groups of similar length, each of at most
+        ``group`` inputs, and at least as many groups as threads (where there are inputs
+        enough) so that every thread has one."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        count = min(len(order), max(self.threads, -(-len(order) // self.group)))
+        size = -(-len(order) // count)
+        return [order[i:i + size] for i in range(0, len(order), size)]
 
     def whole(self, input_ids, attention_mask, token_type_ids):
         if self._whole is None or not torch.equal(self.model.thresholds().detach(),
                                                   self._whole_thresholds):
             return None  # top-k, or thresholds changed since the graph was built
-        lone, single, pool = self._whole
-        names = {i.name for i in single.get_inputs()}  # a family without type ids has none
+        run = self._whole
         types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-        feeds = [{k: v for k, v in (("ids", ids[:n].numpy()), ("types", ty[:n].numpy()))
-                  if k in names}
-                 for ids, ty, n in zip(input_ids, types, attention_mask.sum(dim=1).tolist(),
-                                       strict=True)]
-        if pool is None or len(feeds) == 1:
-            outputs = _run_inputs(lone, feeds)
-        else:  # inputs dealt round-robin to the threads, each running its share in turn
-            shares = [feeds[i::self.threads] for i in range(self.threads)]
-            done = list(pool.map(lambda share: _run_inputs(single, share), shares))
-            outputs = [done[i % self.threads][i // self.threads] for i in range(len(feeds))]
-        return (torch.cat([torch.from_numpy(logits) for logits, _ in outputs]),
-                torch.stack([torch.from_numpy(kept) for _, kept in outputs]).long())
+        lengths = attention_mask.sum(dim=1).tolist()
+        lone_names = {i.name for i in run.single.get_inputs()}  # no type ids in some families
+        groups = self.groups(lengths) if len(lengths) > 1 else [[0]]
+        calls = []  # (session, feed) of each group
+        for members in groups:
+            n = max(lengths[i] for i in members)
+            if len(members) == 1:
+                i = members[0]
+                calls.append((run.lone if len(groups) == 1 else run.single,
+                              {k: v for k, v in (("ids", input_ids[i, :n].numpy()),
+                                                 ("types", types[i, :n].numpy()))
+                               if k in lone_names}))
+            else:
+                index = torch.tensor(members)
+                calls.append((run.group, {k: v[index, :n].numpy() for k, v in
+                                          (("ids", input_ids), ("types", types),
+                                           ("mask", attention_mask)) if k in lone_names | {"mask"}}))
+        if run.pool is None or len(calls) == 1:
+            outputs = _run_calls(calls)
+        else:  # groups dealt round-robin to the threads, each running its share in turn
+            shares = [calls[i::self.threads] for i in range(self.threads)]
+            done = list(run.pool.map(_run_calls, shares))
+            outputs = [done[g % self.threads][g // self.threads] for g in range(len(calls))]
+        logits = torch.empty(len(lengths), outputs[0][0].shape[-1])
+        kept = torch.empty(len(lengths), outputs[0][1].shape[-1], dtype=torch.long)
+        for members, (group_logits, group_kept) in zip(groups, outputs, strict=True):
+            logits[members] = torch.from_numpy(group_logits).view(len(members), -1)
+            kept[members] = torch.from_numpy(group_kept).long().view(len(members), -1)
+        return logits, kept
 
     def _run(self, key: tuple[int, str], **inputs: torch.Tensor) -> list[torch.Tensor]:
         feed = {name: np.ascontiguousarray(x.detach().float().numpy()) for name, x in inputs.items()}
@@ -216,6 +318,10 @@ class OrtEngine(Engine):
                            self.encoder.num_heads)
         return self.feed_forward(last, ctx, cls)
 
+    @property
+    def one_input_per_call(self) -> bool:
+        return self._whole is not None and self.group == 1
+
     def describe(self) -> dict:
         return {"engine": self.name, "precision": self.precision, "threads": self.threads,
-                "build_seconds": round(self.build_seconds, 2)}
+                "group": self.group, "build_seconds": round(self.build_seconds, 2)}

@@ -65,3 +65,52 @@ def test_int8_graphs_keep_most_decisions_of_fp32(hf_model, batch):
     assert (fp32[1] == int8[1]).float().mean() >= 0.5
     assert (fp32[0] - int8[0]).abs().max() < 0.5
     assert model.engine.describe()["precision"] == "int8"
+
+
+@pytest.mark.parametrize("group", [1, 3, 8])
+def test_groups_of_similar_length_give_each_input_its_lone_figures(hf_model, group):
+    from tests.conftest import padded_batch
+
+    lengths = [5, 23, 9, 30, 17, 2, 12, 30, 8, 21]  # longer than the exported sample, and shorter
+    ids, mask = padded_batch(hf_model.config.pad_token_id or 0, lengths=lengths, seed=3)
+    pruning = pruning_half()
+    pruning.score_norm = "median"
+    model = LTPModel(hf_model, pruning).eval()
+    engine = model.set_engine("ort", threads=2, group=group)
+    groups = engine.groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert len(groups) >= 2 and max(map(len, groups)) <= group
+    by_length = [lengths[i] for g in groups for i in g]
+    assert by_length == sorted(by_length), "a group holds inputs of similar length"
+    with torch.no_grad():
+        logits, kept = engine.whole(ids, mask, None)
+        alone = [engine.whole(ids[i:i + 1, :n], mask[i:i + 1, :n], None)
+                 for i, n in enumerate(lengths)]
+        loop = model(ids, mask, mode="compact", track_tokens=True)
+    assert torch.equal(kept, torch.cat([k for _, k in alone]))
+    assert torch.equal(kept, loop.kept_tokens)
+    assert (kept[:, 0] < mask.sum(1)).any() and (kept[:, 0] > 1).any(), "it pruned, not all"
+    torch.testing.assert_close(logits, torch.cat([lg for lg, _ in alone]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits, loop.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_a_group_is_at_least_one_input():
+    from tests.conftest import tiny_classifier
+
+    model = LTPModel(tiny_classifier("bert"), pruning_half()).eval()
+    with pytest.raises(ValueError, match="at least one"):
+        model.set_engine("ort", group=0)
+
+
+def test_too_little_room_for_the_graphs_is_said_plainly(monkeypatch, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    from ltp.core.engines import EngineError
+    from tests.conftest import tiny_classifier
+
+    model = LTPModel(tiny_classifier("bert"), pruning_half()).eval()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 2**10, 2**10))
+    with pytest.raises(EngineError, match="MiB free: give it more room"):
+        model.set_engine("ort")
