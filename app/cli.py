@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -47,9 +48,27 @@ def cmd_serve(args: argparse.Namespace) -> dict:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    uvicorn.run(create_app(settings), **settings.server_options(),
-                log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG)
+    config = uvicorn.Config(create_app(settings), **settings.server_options(),
+                            log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG)
+    server = _draining_server(uvicorn)(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's exit status when the server did not start
     return {}
+
+
+def _draining_server(uvicorn):
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's server, except that once SIGTERM's graceful shutdown has answered every
+        accepted request, the process exits 0: uvicorn re-raises the signal after its
+        shutdown, and the exit status 143 reads as a failure to init systems and
+        orchestrators, though nothing was lost."""
+
+        async def shutdown(self, sockets=None) -> None:
+            await super().shutdown(sockets)
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+    return DrainingServer
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:

@@ -235,7 +235,8 @@ async def info(request: Request, front: Front) -> Info:
             "label2id": {lab: i for i, lab in enumerate(labels)}}},
         max_concurrent_requests=settings.max_queue_sequences,
         max_input_length=artifact.meta.max_length, max_batch_tokens=settings.max_batch_tokens,
-        max_batch_requests=settings.max_batch_size, max_client_batch_size=settings.max_inputs,
+        max_batch_requests=front.engine.policy.limits.max_batch_size,
+        max_client_batch_size=settings.max_inputs,
         auto_truncate=True, tokenization_workers=1, version=request.app.version)
 
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from app.engine.backend import Backend
 from app.engine.engine import Engine
-from app.settings import Settings
+from app.settings import LARGE_BATCH, SMALL_BATCH, Settings
 from ltp.core.artifact import LTP_JSON, Artifact, ArtifactError, load_artifact, resolve_device
 from ltp.core.precision import candidates, choose_runtime, runtime_key, split_key
 from ltp.core.text import encode
@@ -111,6 +111,15 @@ def worker_plan(workers: int, threads: int, device: str, cores: int) -> tuple[in
     if threads <= 0:
         threads = max(1, cores // workers)
     return workers, threads
+
+
+def batch_size(artifacts: dict) -> int:
+    """``max_batch_size``'s auto value for the loaded models: ``SMALL_BATCH`` where every
+    model's engine runs one input per call (a bigger batch then buys no speed; measured in
+    docs/service.md), else ``LARGE_BATCH``."""
+    if artifacts and all(a.model.engine.one_input_per_call for a in artifacts.values()):
+        return SMALL_BATCH
+    return LARGE_BATCH
 
 
 def warm_up(engine: Engine) -> None:

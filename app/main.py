@@ -31,7 +31,7 @@ from app.errors import (
     ServiceError,
     error_response,
 )
-from app.loading import load_models, warm_up, worker_plan
+from app.loading import batch_size, load_models, warm_up, worker_plan
 from app.memory import HeapTrimmer
 from app.metrics import Metrics
 from app.middleware import INFERENCE_PATHS, Admission, BodyLimit, ErrorGuard
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sys.setswitchinterval(settings.gil_switch_ms / 1e3)
         metrics = app.state.metrics
         metrics.models.update(artifacts)
-        engine = Engine(Backend(artifacts), QueueLimits.from_settings(settings),
+        engine = Engine(Backend(artifacts), QueueLimits.from_settings(settings, batch_size(artifacts)),
                         on_batch=metrics.record_batch, on_queue=metrics.set_queue,
                         on_drop=lambda reason, n: metrics.dropped_sequences.labels(reason).inc(n),
                         workers=workers, trimmer=HeapTrimmer(settings.trim_interval_s))
@@ -125,8 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.start()
         app.state.front = InferenceFront(engine, artifacts, settings)
         app.state.ready = True
-        log.info("ready: %s on %s, %d worker(s) of %d thread(s)", sorted(artifacts), device,
-                 workers, threads)
+        log.info("ready: %s on %s, %d worker(s) of %d thread(s), batches of up to %d",
+                 sorted(artifacts), device, workers, threads, engine.policy.limits.max_batch_size)
         yield
         app.state.ready = False
         await engine.stop()

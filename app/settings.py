@@ -15,6 +15,7 @@ from ltp.core.config import ENGINES, PRECISIONS
 from ltp.core.precision import MAX_DROP
 
 DTYPES = ("auto", *PRECISIONS)
+SMALL_BATCH, LARGE_BATCH = 8, 32  # max_batch_size's auto values
 ENGINE_CHOICES = ("auto", *ENGINES)
 
 
@@ -42,7 +43,11 @@ class Settings(BaseSettings):
         "inference workers, batches run side by side (0: auto, 2 on a CPU of 2+ cores, 1 on a GPU)"))
     threads: int = Field(0, description="torch threads of each worker (0: the CPU cores / workers)")
     # -- batching -----------------------------------------------------------------------
-    max_batch_size: int = Field(32, description="sequences per batch")
+    max_batch_size: int = Field(0, ge=0, description=(
+        "sequences per batch (0: auto, by the loaded models' engines: "
+        f"{SMALL_BATCH} where every model runs one input per call (the ort engine's whole "
+        "forward), so a bigger batch buys no speed and only lengthens the burst of answers "
+        f"and new requests the event loop handles at once as a batch ends; else {LARGE_BATCH})"))
     max_batch_tokens: int = Field(8192, description="padded tokens per batch: batch size x longest")
     max_batch_ms: float = Field(250.0, description=(
         "most compute one batch may take on a worker, by the measured cost per token (0: no "
@@ -102,8 +107,7 @@ class Settings(BaseSettings):
             raise ValueError(f"engine must be one of {', '.join(ENGINE_CHOICES)}")
         return value
 
-    @field_validator("max_batch_size", "max_batch_tokens", "max_queue_sequences", "max_inputs",
-                     "bucket_width")
+    @field_validator("max_batch_tokens", "max_queue_sequences", "max_inputs", "bucket_width")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -188,7 +188,21 @@ def overload_report(result: dict) -> str:
         f"| {result['statuses']} | {result['accepted_per_s']:.1f} | "
         f"{result['sequences_per_s']:.1f} | {_fmt(a['p50'])} / {_fmt(a['p95'])} / "
         f"{_fmt(a['p99'])} / {_fmt(a['max'])} | {_fmt(r['p50'])} / {_fmt(r['p99'])} | "
-        f"{result['server_errors']} | {result['no_answer']} | {result['rss_mib_max']:.0f} |", ""])
+        f"{result['server_errors']} | {result['no_answer']} | {result['rss_mib_max']:.0f} |", "",
+        *_probe_lines(result.get("probe"))])
+
+
+def _probe_lines(probe: dict | None) -> list[str]:
+    """The light probe's figures beside the crowd's (runs recorded before it have none)."""
+    if not probe:
+        return []
+    a, r = probe["accepted_ms"], probe["refused_ms"]
+    return ["A light probe beside them (its own process, one request every 50 ms over one "
+            "keep-alive connection): what a client that is not itself overloaded sees.", "",
+            "| probe statuses | accepted p50 / p99 ms | refused p50 / p99 / max ms |",
+            "|---|---|---|",
+            f"| {probe['statuses']} | {_fmt(a['p50'])} / {_fmt(a['p99'])} | "
+            f"{_fmt(r['p50'])} / {_fmt(r['p99'])} / {_fmt(r['max'])} |", ""]
 
 
 def soak_report(result: dict) -> str:

@@ -80,10 +80,14 @@ def run_below_clients(server: Server, levels: int = 10) -> None:
     """Every thread of the service ``levels`` nice levels below this process (its clients),
     so the clients' own scheduling delay on the shared cores does not show as the service's
     latency: on a real deployment the clients run on other machines. Only lowers the
-    service's priority (no privilege needed); threads it starts later inherit it."""
-    nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + levels)
+    service's priority (no privilege needed); threads it starts later inherit it. Each
+    thread goes ``levels`` below its own value, so the service's own order between its
+    threads (``--worker-nice``) holds."""
+    floor = os.getpriority(os.PRIO_PROCESS, 0)
     for task in Path(f"/proc/{server.pid}/task").iterdir():
         try:
-            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+            tid = int(task.name)
+            own = max(floor, os.getpriority(os.PRIO_PROCESS, tid))
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, own + levels))
         except ProcessLookupError:  # the thread ended meanwhile
             pass

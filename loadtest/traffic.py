@@ -131,6 +131,58 @@ def drive(url: str, bodies: list[bytes], clients: int, duration_s: float, pid: i
     return run
 
 
+def _probe(url: str, body: bytes, every_s: float, duration_s: float, path: str, out) -> None:
+    """One blocking keep-alive connection, a request every ``every_s``; (status, seconds)
+    of each into the queue ``out``, then None."""
+    import http.client
+
+    host, port = url.split("://", 1)[1].split(":")
+    until = time.monotonic() + duration_s
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": "application/json"}
+    while time.monotonic() < until:
+        start = time.monotonic()
+        try:
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            response.read()
+            out.put((response.status, time.monotonic() - start))
+            if response.getheader("connection") == "close":
+                connection.close()
+        except (OSError, http.client.HTTPException):
+            out.put((0, time.monotonic() - start))
+            connection.close()
+        time.sleep(max(0.0, every_s - (time.monotonic() - start)))
+    connection.close()
+    out.put(None)
+
+
+class Probe:
+    """A light client in a process of its own beside the load: what one request among the
+    crowd sees when its own client is not the one overloaded (the load's clients share
+    their event loop and the cores with the service). ``with Probe(...) as probe:`` around
+    the load; ``probe.outcomes`` after."""
+
+    def __init__(self, url: str, body: bytes, duration_s: float, every_s: float = 0.05,
+                 path: str = "/classify") -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._queue = context.Queue()
+        self._process = context.Process(target=_probe, daemon=True,
+                                        args=(url, body, every_s, duration_s, path, self._queue))
+        self.outcomes: list[Outcome] = []
+
+    def __enter__(self) -> Probe:
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while (item := self._queue.get(timeout=60)) is not None:
+            self.outcomes.append(Outcome(0.0, item[1], item[0]))
+        self._process.join(10)
+
+
 def bodies_for(texts: list[str], per_request: int, count: int = 512, seed: int = 0,
                model: str | None = None) -> list[bytes]:
     """Request bodies of ``per_request`` texts each, drawn from ``texts``."""

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.settings import LARGE_BATCH
+
 
 class Queueable(Protocol):
     num_tokens: int
@@ -42,8 +44,10 @@ class QueueLimits:
     max_batch_s: float
 
     @classmethod
-    def from_settings(cls, settings) -> QueueLimits:
-        return cls(max_batch_size=settings.max_batch_size,
+    def from_settings(cls, settings, max_batch_size: int | None = None) -> QueueLimits:
+        """``max_batch_size``: the auto value resolved for the loaded models
+        (``app.loading.batch_size``) where the setting says 0."""
+        return cls(max_batch_size=settings.max_batch_size or max_batch_size or LARGE_BATCH,
                    max_batch_tokens=settings.max_batch_tokens,
                    max_sequences=settings.max_queue_sequences,
                    max_padding_ratio=settings.max_padding_ratio,

@@ -1,5 +1,7 @@
 """``overload``: many clients, several times the capacity: accepted requests stay fast, the
-rest are refused at once.
+rest are refused at once. A light probe (one request every 50 ms, a process of its own)
+runs beside the crowd: its latencies are those of one client that is not itself
+overloaded.
 
     python -m loadtest overload --clients 200 --duration 30 --per-request 1 --out reports/overload
 """
@@ -13,7 +15,7 @@ from loadtest.reports import overload_report
 from loadtest.results import summarize
 from loadtest.scenarios.common import finish, service_arguments, start_service, write
 from loadtest.scrape import engine_figures, scrape
-from loadtest.traffic import bodies_for, drive, texts_of
+from loadtest.traffic import Probe, Run, bodies_for, drive, texts_of
 
 
 def overload(args: argparse.Namespace) -> dict:
@@ -24,12 +26,15 @@ def overload(args: argparse.Namespace) -> dict:
         bodies = bodies_for(texts, args.per_request)
         drive(server.url, bodies[:8], min(8, args.clients), 3)  # warm, untimed
         before = scrape(server.url)
-        run = drive(server.url, bodies, args.clients, args.duration, pid=server.pid, rss_every_s=5)
+        with Probe(server.url, bodies[0], args.duration) as probe:
+            run = drive(server.url, bodies, args.clients, args.duration, pid=server.pid,
+                        rss_every_s=5)
         engine = engine_figures(before, scrape(server.url))
     result = {"clients": args.clients, "duration_s": args.duration,
               "texts_per_request": args.per_request, "model": args.model,
               "serve_args": args.serve_args, **summarize(run, args.duration, args.per_request),
-              "rss_mib_max": max(r for _, r in run.rss), "engine": engine}
+              "rss_mib_max": max(r for _, r in run.rss), "engine": engine,
+              "probe": summarize(Run(outcomes=probe.outcomes), args.duration, args.per_request)}
     write(out, result, overload_report(result))
     return result
 

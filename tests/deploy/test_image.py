@@ -136,8 +136,8 @@ def test_sigterm_answers_what_was_accepted_then_exits(container: Container):
         t.join(90)
     code = podman("wait", container.id, timeout=60).stdout.strip()
     assert all(s in (200, 429, "refused") for s in statuses), statuses
-    # uvicorn re-raises the SIGTERM it handled once shut down: 143 (128 + 15) after a clean exit
-    assert statuses.count(200) > 0 and code in ("0", "143"), (statuses, code)
+    # a clean drain exits 0 (not 143, 128 + SIGTERM, which reads as a failure)
+    assert statuses.count(200) > 0 and code == "0", (statuses, code)
     assert "Finished server process" in container.logs()
 
 
