@@ -24,6 +24,8 @@ class Row:
     source: str  # the JSON (or CSV) the figure is read from, relative to the repository
     link: str  # the page a reader opens
     figure: Callable[[object], str]
+    # a glob of further runs of the same report: their bold ratio is shown beside the figure
+    repeats: str | None = None
 
 
 def _pct(x: float) -> str:
@@ -122,9 +124,11 @@ def sweep(rows: list[dict]) -> str:
 
 ROWS = (
     Row("batch 32, against the best dense runtime (seq/s, whole test split's accuracy)",
-        "reports/runtimes-amazon-food.json", "reports/runtimes-amazon-food.md", batch32),
+        "reports/runtimes-amazon-food.json", "reports/runtimes-amazon-food.md", batch32,
+        "reports/runtimes-amazon-food-run*.json"),
     Row("batch 1, against the fastest dense runtime (p50 over 100 inputs)",
-        "reports/runtimes-amazon-food.json", "reports/runtimes-amazon-food.md", batch1),
+        "reports/runtimes-amazon-food.json", "reports/runtimes-amazon-food.md", batch1,
+        "reports/runtimes-amazon-food-run*.json"),
     Row("through the service, one text a request, LTP against its dense parent",
         "reports/compare-amazon-food/results.json", "reports/compare-amazon-food/report.md",
         service),
@@ -137,6 +141,11 @@ ROWS = (
     Row("accuracy against FLOPs: LTP, top-k, truncation", "reports/sweep-amazon-food/sweep.csv",
         "reports/sweep-amazon-food/sweep.md", sweep),
 )
+
+
+def _bold(figure: str) -> str:
+    """A figure's first bold part (its headline ratio)."""
+    return figure.split("**")[1] if figure.count("**") >= 2 else figure
 
 
 def _read(path: Path):
@@ -169,7 +178,11 @@ def render(root: str | Path = ".", rows: tuple[Row, ...] = ROWS) -> str:
             continue
         data = _read(path)
         cpu = "-" if path.suffix == ".csv" else _cpu(data)
-        lines.append(f"| {row.what} | {row.figure(data)} | {cpu} | [{_label(row.link)}]({row.link}) |")
+        figure = row.figure(data)
+        others = [_bold(row.figure(_read(p))) for p in sorted(root.glob(row.repeats or "-"))]
+        if others:
+            figure += f"; another run{'s' * (len(others) > 1)}: {', '.join(others)}"
+        lines.append(f"| {row.what} | {figure} | {cpu} | [{_label(row.link)}]({row.link}) |")
     return "\n".join(lines)
 
 

@@ -162,6 +162,11 @@ def save_artifact(artifact: Artifact, out_dir: str | Path) -> Path:
         save_int8(model, out)
     artifact.tokenizer.save_pretrained(out)
     (out / LTP_JSON).write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
+    # readable by every user: a model is served by another user than the one that trained
+    # it (the image's uid 10001 reading a mounted folder), and some writers make files 0600
+    out.chmod(0o755)
+    for path in out.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
     return out
 
 

@@ -113,6 +113,7 @@ def model_card(recipe, artifact: Artifact, sizes: dict) -> str:
         first, last = st.get("first_loss", float("nan")), st.get("last_loss", float("nan"))
         lines.append(f"\n{stage} stage: {st.get('steps')} steps, {st.get('seconds')} s, "
                      f"loss {first:.3f} -> {last:.3f}")
+    lines += _seeds_section(meta.eval.get("seeds"), heading, pct)
     auto = (prov.get("calibration") or {}).get("auto")
     if auto:
         tried = ", ".join(f"{t['target']} -> {_pct(t['dev_score'])}" for t in auto["tried"]
@@ -122,6 +123,25 @@ def model_card(recipe, artifact: Artifact, sizes: dict) -> str:
     lines += _precision_section(meta.eval.get("precision"), heading)
     lines += _baselines_section(meta.eval, kind, dense.get("test"), ltp_eval["test"])
     return "\n".join(lines) + "\n"
+
+
+def _seeds_section(seeds: dict | None, heading: str, pct: bool) -> list[str]:
+    """Every seed's run of a build with ``seeds``, and which one the artifact is."""
+    if not seeds:
+        return []
+    unit = " pt" if pct else ""
+    scale = 100 if pct else 1
+    spread = seeds["spread"]
+    lines = ["", f"Seeds: one build per seed; this artifact is seed {seeds['chosen']}, the "
+                 f"{seeds['rule']}. Spread (max - min): dev {scale * spread['dev']:.2f}{unit}, "
+                 f"test {scale * spread['test']:.2f}{unit}, relative FLOPs "
+                 f"{spread['relative_flops']:.3f}.", "",
+             f"| seed | dev {heading} | test {heading} | relative FLOPs (test) |", "|---|---|---|---|"]
+    for r in seeds["runs"]:
+        dev, test = (_figure({"score": r[s]}, "score", pct) for s in ("dev", "test"))
+        kept = " (kept)" if r["seed"] == seeds["chosen"] else ""
+        lines.append(f"| {r['seed']}{kept} | {dev} | {test} | {r['relative_flops']:.3f} |")
+    return lines
 
 
 def _precision_section(table: dict | None, heading: str) -> list[str]:

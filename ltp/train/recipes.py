@@ -37,7 +37,7 @@ from ltp.train.stages import (
     FinetuneConfig,
     PruneConfig,
     finetune_model,
-    prune_model,
+    prune_seeds,
     with_overrides,
 )
 
@@ -163,9 +163,9 @@ def estimate_seconds(plan: list[Recipe], data: DatasetSplits) -> dict:
             # the LTP stages run fewer tokens than dense: about 0.6 and 0.45 of a dense step on
             # the shipped recipes (0.1 more for the teacher of distillation or of ranking)
             teacher = 0.1 if cfg.ranking else 0.0
-            seconds = (soft * (0.6 + teacher) * step
-                       + hard * (0.45 + (0.1 if cfg.distill else 0)) * step
-                       + calib + n_eval * per_example)
+            seconds = len(cfg.seeds or [cfg.seed]) * (
+                soft * (0.6 + teacher) * step + hard * (0.45 + (0.1 if cfg.distill else 0)) * step
+                + calib + n_eval * per_example)
         stages[recipe.name] = round(seconds)
         total += seconds
     return {"seconds": round(total), "step_seconds": round(step, 3), "batch_size": batch,
@@ -216,7 +216,7 @@ def build(path: str | Path, force: bool = False, allow_weak: bool = False,
         if force_parents or not parent.joinpath("ltp.json").is_file():
             build(recipe.path.parent / f"{recipe.parent}.yaml", force=force_parents,
                   allow_weak=allow_weak, estimate=False, force_parents=force_parents)
-        artifact = prune_model(parent, data, recipe.prune)
+        artifact = prune_seeds(parent, data, recipe.prune)
     truncation = length_warning(token_lengths(artifact.tokenizer, data.train), artifact.meta.max_length)
     warnings += [truncation] if truncation else []
     artifact.meta.eval["baselines"] = base = baselines(data)

@@ -61,6 +61,17 @@ def test_the_table_reads_every_report_and_says_which_are_missing(tmp_path):
     assert "[runtimes-amazon-food.md](reports/runtimes-amazon-food.md)" in lines[2]
     missing = [line for line in lines[2:] if "not measured yet" in line]
     assert len(missing) == len(ROWS) - 2  # only the runtimes report exists
+    assert "another run" not in lines[2]
+
+
+def test_further_runs_of_a_report_show_their_ratio_beside_it(tmp_path):
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/runtimes-amazon-food.json").write_text(json.dumps(_runtimes()))
+    slower = _runtimes()
+    next(r for r in slower["rows"] if r["runtime"] == "ltp-fp32")["x_best_dense"] = 1.25
+    (tmp_path / "reports/runtimes-amazon-food-run2.json").write_text(json.dumps(slower))
+    batch32_line = render(tmp_path).splitlines()[2]
+    assert "**1.50x**" in batch32_line and batch32_line.count("another run: 1.25x") == 1
 
 
 def test_the_cli_rewrites_the_readme_and_checks_it(tmp_path):

@@ -112,8 +112,8 @@ def test_every_help_line_shows_its_default():
             if action.option_strings and action.default not in (None, False, "", argparse.SUPPRESS):
                 assert f"(default: {action.default})" in text, (name, action.dest)
     serve = " ".join(parsers["serve"].format_help().split())
-    assert ("--max-batch-size MAX_BATCH_SIZE sequences per batch "
-            "(default: 32; env LTP_MAX_BATCH_SIZE)") in serve
+    assert "--max-batch-size MAX_BATCH_SIZE sequences per batch (0: auto" in serve
+    assert "else 32) (default: 0; env LTP_MAX_BATCH_SIZE)" in serve
 
 
 def table_rows(out: str) -> dict[str, str]:

@@ -67,3 +67,18 @@ def test_missing_or_bad_artifact_is_a_clear_error(tmp_path, tiny_artifact_dir):
     (tiny_artifact_dir / "ltp.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="format_version"):
         load_artifact(tiny_artifact_dir)
+
+
+def test_a_saved_artifact_is_readable_by_every_user(tiny_artifact_dir, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o077)  # a writer that makes private files
+    try:
+        out = save_artifact(load_artifact(tiny_artifact_dir), tmp_path / "shared")
+    finally:
+        os.umask(old)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files)
+    for path in [out, *files]:
+        assert path.stat().st_mode & stat.S_IROTH, f"{path} is not readable by others"

@@ -52,6 +52,31 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     assert "| fp32 |" in card and "--dtype auto" in card
 
 
+def test_a_build_over_seeds_keeps_the_median_run_and_cards_them_all(tmp_path, tiny_base, tiny_csv):
+    models = tmp_path / "models"
+    models.mkdir()
+    write_recipes(models, tiny_base, tiny_csv)
+    recipe = (models / "toy-ltp.yaml").read_text().replace("batch_size: 8}", "batch_size: 8,"
+                                                           " target_flops: 0.6, seeds: [0, 1, 2]}")
+    (models / "toy-ltp.yaml").write_text(recipe)
+    assert main(["build", str(models / "toy-ltp.yaml"), "--allow-weak"]) == 0
+    meta = json.loads((models / "toy-ltp" / "ltp.json").read_text())
+    seeds = meta["eval"]["seeds"]
+    runs = seeds["runs"]
+    assert [r["seed"] for r in runs] == [0, 1, 2]
+    dev = sorted(r["dev"] for r in runs)
+    chosen = next(r for r in runs if r["seed"] == seeds["chosen"])
+    assert chosen["dev"] == dev[1], "the median dev run is the artifact"
+    assert meta["eval"]["ltp"]["dev"]["score"] == pytest.approx(chosen["dev"])
+    assert meta["eval"]["ltp"]["test"]["score"] == pytest.approx(chosen["test"])
+    assert seeds["spread"]["test"] == pytest.approx(max(r["test"] for r in runs)
+                                                    - min(r["test"] for r in runs))
+    assert len({round(r["relative_flops"], 6) for r in runs}) > 1, "each seed is its own run"
+    assert meta["provenance"]["prune"]["seeds"] == [0, 1, 2]
+    card = (models / "toy-ltp" / "card.md").read_text()
+    assert f"| {seeds['chosen']} (kept) |" in card and "Spread (max - min)" in card
+
+
 @pytest.mark.parametrize("text,message", [
     ("name: x\n", "missing key 'dataset'"),
     ("name: x\ndataset: y\n", "exactly one of"),
@@ -61,6 +86,7 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     ("name: x\ndataset: y\nfinetune: {}\ncolumns: {txt: a}\n", "unknown column key"),
     ("name: x\ndataset: y\nfinetune: {class_weight: heavy}\n", "class_weight must be"),
     ("name: x\ndataset: y\nparent: p\nprune: {target_flops: 1.5}\n", "'auto'"),
+    ("name: x\ndataset: y\nparent: p\nprune: {seeds: [1, 1]}\n", "seeds must be distinct"),
 ])
 def test_bad_recipes_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
