@@ -75,6 +75,19 @@ def test_app_imports_only_the_core():
     assert not outside
 
 
+def test_the_inference_engine_knows_nothing_of_http():
+    """``app/engine`` (the front, the policy, the workers) imports no web framework: the HTTP
+    side of a request is ``app.calls``' alone."""
+    web = ("fastapi", "starlette", "uvicorn", "httpx")
+    found = []
+    for path in (ROOT / "app" / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in web]
+    assert not found
+
+
 def test_no_import_circles():
     assert cycles(import_graph()) == []
 

@@ -104,16 +104,17 @@ class Head:
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor,
              class_weights: list[float] | None = None, scale: float = 1.0) -> torch.Tensor:
-        """The task loss: cross-entropy (optionally class-weighted), binary cross-entropy
-        averaged over labels, or mean squared error in units of ``scale`` (the training
-        targets' standard deviation, so that its size does not depend on the target's)."""
+        """The task loss: cross-entropy (``class_weights``: one per class), binary
+        cross-entropy averaged over labels (``class_weights``: each label's positive weight),
+        or mean squared error in units of ``scale`` (the training targets' standard
+        deviation, so that its size does not depend on the target's)."""
         logits = logits.float()
+        weight = None if class_weights is None else torch.tensor(
+            class_weights, dtype=torch.float32, device=logits.device)
         if self.problem_type == SINGLE_LABEL:
-            weight = None if class_weights is None else torch.tensor(
-                class_weights, dtype=torch.float32, device=logits.device)
             return F.cross_entropy(logits, target, weight=weight)
         if self.problem_type == MULTI_LABEL:
-            return F.binary_cross_entropy_with_logits(logits, target.float())
+            return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=weight)
         return F.mse_loss(logits / scale, target.float() / scale)
 
     def to_dict(self) -> dict:

@@ -44,6 +44,20 @@ def balanced_class_weights(labels: list[int], num_labels: int) -> list[float]:
     return [round(len(labels) / (num_labels * c), 4) for c in counts]
 
 
+MAX_POSITIVE_WEIGHT = 30.0  # a label seen a handful of times does not swamp the loss
+
+
+def positive_weights(labels: list, num_labels: int) -> list[float]:
+    """Per label of a multi-label head, negatives / positives in ``labels`` (tuples of label
+    indices), capped at ``MAX_POSITIVE_WEIGHT``: binary cross-entropy's ``pos_weight``, so a
+    rare label's positives weigh as much as its negatives (the 'balanced' of one-vs-rest)."""
+    counts = [0] * num_labels
+    for given in labels:
+        for k in given:
+            counts[k] += 1
+    return [round(min(MAX_POSITIVE_WEIGHT, (len(labels) - c) / max(1, c)), 4) for c in counts]
+
+
 def task_loss(logits: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The head's loss (``ltp.core.heads.Head.loss``) with the run's class weights and
     target scale."""

@@ -21,7 +21,7 @@ from ltp.eval.metrics import tune_thresholds
 from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_flops
 from ltp.train.config import TrainConfig
 from ltp.train.loop import finetune, hard_stage, soft_stage
-from ltp.train.losses import balanced_class_weights
+from ltp.train.losses import balanced_class_weights, positive_weights
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class StageSettings:
     batch_size: int = 32
     seed: int = 0
     warmup: float = 0.06  # fraction of optimiser steps with a linear warm-up
-    # None or "balanced" (single-label only; see ``task_settings``)
+    # None or "balanced": classes weighted by their counts (single-label), or each label's
+    # positives by its negatives / positives (multi-label); see ``task_settings``
     class_weight: str | None = None
 
     def __post_init__(self) -> None:
@@ -54,9 +55,12 @@ class StageSettings:
 
 def task_settings(cfg: StageSettings, data: DatasetSplits) -> dict:
     """What the data set tells a training run: the head's problem type, the class weights
-    (single-label with ``class_weight: balanced``) and, for regression, the training
-    targets' standard deviation (the unit of the squared error)."""
+    (single-label) or positive weights (multi-label) with ``class_weight: balanced`` and,
+    for regression, the training targets' standard deviation (the unit of the squared
+    error)."""
     task = {"problem_type": data.problem_type}
+    if data.problem_type == MULTI_LABEL and cfg.class_weight == "balanced":
+        task["class_weights"] = positive_weights([e.label for e in data.train], len(data.labels))
     if data.problem_type == SINGLE_LABEL and cfg.class_weight == "balanced":
         task["class_weights"] = balanced_class_weights([e.label for e in data.train],
                                                        len(data.labels))

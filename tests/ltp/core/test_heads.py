@@ -107,3 +107,20 @@ def test_regression_artifact_round_trip(tmp_path):
     assert artifact.meta.head.regression and artifact.meta.labels == ["rating"]
     assert json.loads((tmp_path / "copy" / "ltp.json").read_text())["head"] == {
         "problem_type": REGRESSION}
+
+
+def test_balanced_multi_label_weighs_each_labels_positives_by_its_rarity():
+    from ltp.core.heads import targets
+    from ltp.train.losses import MAX_POSITIVE_WEIGHT, positive_weights
+
+    labels = [(0,), (0, 1), (0,), (0,), (), (0,)] + [()] * 94  # label 1 once, label 2 never
+    weights = positive_weights(labels, 3)
+    assert weights[0] == pytest.approx(95 / 5) and weights[1] == MAX_POSITIVE_WEIGHT
+    assert weights[2] == MAX_POSITIVE_WEIGHT
+    logits = torch.zeros(2, 3)
+    y = targets(MULTI_LABEL, [(0,), ()], 3)
+    plain = Head(MULTI_LABEL).loss(logits, y)
+    weighted = Head(MULTI_LABEL).loss(logits, y, [4.0, 1.0, 1.0])
+    # one positive among six label slots, its term log 2 weighed 4x: (4 + 5) / 6 x log 2
+    assert plain.item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
+    assert weighted.item() == pytest.approx(9 / 6 * torch.log(torch.tensor(2.0)).item())
