@@ -11,6 +11,7 @@ from app.engine.backend import Backend
 from app.engine.engine import Engine
 from app.settings import LARGE_BATCH, SMALL_BATCH, Settings
 from ltp.core.artifact import LTP_JSON, Artifact, ArtifactError, load_artifact, resolve_device
+from ltp.core.engines import EngineError
 from ltp.core.precision import candidates, choose_runtime, runtime_key, split_key
 from ltp.core.text import encode
 
@@ -83,7 +84,11 @@ def pick_runtime(path: Path, settings: Settings, timed: dict[str, Artifact] | No
     if len(ok) > 1:
         for key in ok:
             engine, dtype = split_key(key)
-            artifact = _load(path, "cpu", Runtime(dtype, "", engine), threads)
+            try:
+                artifact = _load(path, "cpu", Runtime(dtype, "", engine), threads)
+            except EngineError as error:  # this engine cannot run here: the others are timed
+                log.warning("%s: %s left out of the choice: %s", path.name, key, error)
+                continue
             if timed is not None:
                 timed[key] = artifact
             backend = Backend({"m": artifact})

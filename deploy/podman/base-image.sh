@@ -9,10 +9,14 @@ if podman image exists "$BASE_IMAGE"; then
     exit 0
 fi
 rootfs="$PODMAN_STORE/base-rootfs.tar"
-if [ ! -s "$rootfs" ]; then
+if [ ! -f "$rootfs" ] || [ ! -s "$rootfs" ]; then
+    rm -rf "$rootfs"
+    # mmdebstrap picks its output format by the file's extension: the partial file must end
+    # in .tar too, or it writes a directory
+    partial="$PODMAN_STORE/base-rootfs.partial.tar"
     mmdebstrap --variant=apt --include=python3,python3-venv,python-is-python3,passwd,ca-certificates \
-        bookworm "$rootfs.partial"
-    mv "$rootfs.partial" "$rootfs"
+        bookworm "$partial"
+    mv "$partial" "$rootfs"
 fi
 podman import --change 'CMD ["python3"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -98,3 +98,19 @@ def test_on_a_gpu_auto_serves_varlen_in_bf16_where_the_card_has_it(monkeypatch):
     assert gpu_runtime(Settings(engine="padded"))[::2] == ("fp32", "padded")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert gpu_runtime(Settings())[::2] == ("fp32", "eager")
+
+
+def test_an_engine_that_cannot_build_here_is_left_out_of_the_choice(recorded, monkeypatch, caplog):
+    import shutil
+    from collections import namedtuple
+
+    fake_cpu(monkeypatch, {"avx2"})
+    meta = json.loads((recorded / "ltp.json").read_text())
+    meta["eval"]["precision"] |= {"ort-fp32": {"accuracy": 0.80}}
+    (recorded / "ltp.json").write_text(json.dumps(meta))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30, 0))  # a full /tmp
+    with caplog.at_level("WARNING", logger="app"):
+        runtime = pick_runtime(recorded, Settings())
+    assert runtime.engine == "eager" and "ort-fp32" not in runtime.why.split("fastest of")[1]
+    assert "ort-fp32 left out of the choice" in caplog.text and "MiB free" in caplog.text
