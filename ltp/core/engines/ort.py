@@ -11,9 +11,10 @@ rule stay in torch, so pruning stacks with ONNX Runtime's kernels and keep decis
 taken as on every engine.
 
 A threshold model runs instead as one graph from token ids to logits (``whole``,
-``ltp.core.engines.graphs``): a lone input as ``WholeForward``, a batch in groups of up to
-``group`` inputs of similar length as ``GroupForward``, the groups side by side on the
-threads. The layer loop above serves top-k models and token tracking.
+``ltp.core.engines.graphs``): each input as ``WholeForward``, a batch's inputs side by side
+on the threads, one a call; with ``group`` above 1 (an option, slower here:
+reports/ort-groups-amazon-food.md), a batch in groups of that many inputs of similar length
+as ``GroupForward``. The layer loop above serves top-k models and token tracking.
 
 The graphs are built when the engine is made (``build_seconds`` says how long), one at a
 time under the temporary directory, each removed once loaded; embeddings and the head of
