@@ -81,8 +81,8 @@ def run_below_clients(server: Server, levels: int = 10) -> None:
     so the clients' own scheduling delay on the shared cores does not show as the service's
     latency: on a real deployment the clients run on other machines. Only lowers the
     service's priority (no privilege needed); threads it starts later inherit it. Each
-    thread goes ``levels`` below its own value, so the service's own order between its
-    threads (``--worker-nice``) holds."""
+    thread goes ``levels`` below its own value, so any order the service sets between its
+    own threads holds."""
     floor = os.getpriority(os.PRIO_PROCESS, 0)
     for task in Path(f"/proc/{server.pid}/task").iterdir():
         try:
