@@ -6,12 +6,13 @@ import copy
 import logging
 import random
 import statistics
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from ltp.core.artifact import Artifact, from_classifier, load_artifact, provenance
+from ltp.core.artifact import Artifact, from_classifier, load_artifact, provenance, save_artifact
 from ltp.core.config import PruningConfig
 from ltp.core.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL, Head, targets
 from ltp.data.datasets import DatasetSplits, Example
@@ -372,16 +373,18 @@ def prune_seeds(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     if not cfg.seeds:
         return prune_model(parent_dir, data, cfg)
     runs = []
-    for seed in cfg.seeds:
-        log.info("seed %d of %s", seed, cfg.seeds)
-        artifact = prune_model(parent_dir, data, replace(cfg, seed=seed, seeds=None))
-        ev = artifact.meta.eval["ltp"]
-        runs.append({"seed": seed, "dev": ev["dev"]["score"], "test": ev["test"]["score"],
-                     "relative_flops": ev["test"]["relative_flops"], "artifact": artifact})
-    ranked = sorted(runs, key=lambda r: (r["dev"], -r["seed"]))
-    chosen = ranked[(len(ranked) - 1) // 2]
-    artifact = chosen["artifact"]
-    table = [{k: v for k, v in r.items() if k != "artifact"} for r in runs]
+    with tempfile.TemporaryDirectory() as tmp:  # each run on disk, not all in memory at once
+        for seed in cfg.seeds:
+            log.info("seed %d of %s", seed, cfg.seeds)
+            artifact = prune_model(parent_dir, data, replace(cfg, seed=seed, seeds=None))
+            ev = artifact.meta.eval["ltp"]
+            runs.append({"seed": seed, "dev": ev["dev"]["score"], "test": ev["test"]["score"],
+                         "relative_flops": ev["test"]["relative_flops"]})
+            save_artifact(artifact, Path(tmp) / str(seed))
+            del artifact
+        chosen = sorted(runs, key=lambda r: (r["dev"], -r["seed"]))[(len(runs) - 1) // 2]
+        artifact = load_artifact(Path(tmp) / str(chosen["seed"]))
+    table = runs
     spread = {key: max(r[key] for r in table) - min(r[key] for r in table)
               for key in ("dev", "test", "relative_flops")}
     artifact.meta.eval["seeds"] = {"runs": table, "chosen": chosen["seed"], "spread": spread,
