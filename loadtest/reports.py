@@ -279,7 +279,7 @@ def served_report(rows: list[dict], args) -> str:
                   "served figures are the mean (lowest–highest run) over two runs, the mean ± "
                   "standard deviation over three or more; ratios are taken within a run.", ""]
     lines += ["| model | dtype | settings | offline seq/s | served req/s | served / offline | "
-              "p50 ms | p99 ms | statuses | load client / event loop / workers, cores | worker CPU ms a "
+              "p50 ms | p99 ms | statuses | load client / event loop / workers / idle, cores | worker CPU ms a "
               "request (offline ms a sequence) | served / offline at the offline cost |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dtype, settings), runs in cells.items():
@@ -300,7 +300,8 @@ def served_report(rows: list[dict], args) -> str:
 
 
 def _cpu_cells(runs: list[dict]) -> tuple[str, str, str]:
-    """The load client's, the event loop's and the workers' cores; the workers' CPU per
+    """The load client's, the event loop's, the workers' and the machine's idle cores (idle
+    cores beside a busy service: its threads wait on each other, for the GIL); the workers' CPU per
     request against the offline forward's per sequence; and the served / offline ratio the
     workers' cores allow if they computed at the offline forward's CPU cost per sequence
     (their share of the cores the offline forward had to itself): "-" for runs recorded
@@ -309,6 +310,8 @@ def _cpu_cells(runs: list[dict]) -> tuple[str, str, str]:
         return "-", "-", "-"
     cores = " / ".join(_spread([r.get(key) for r in runs], ".2f")
                        for key in ("client_cores", "loop_cores", "worker_cores"))
+    idle = [r.get("idle_cores") for r in runs]
+    cores += " / " + (_spread(idle, ".2f") if None not in idle else "-")
     per_request = (f"{_spread([r['worker_cpu_ms_per_request'] for r in runs], '.1f')} "
                    f"({runs[0]['offline_cpu_ms_per_seq']:.1f})")
     ceiling = _spread([r["worker_cores"] * 1e3 / (r["offline_cpu_ms_per_seq"] * r["offline_seq_per_s"])

@@ -106,6 +106,12 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return out
 
 
+def idle_cpu_seconds() -> float:
+    """Seconds every core of this machine has spent idle since boot (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")  # idle, iowait
+
+
 async def _sample(pid: int, every_s: float, t0: float, until: float, run: Run) -> None:
     while time.monotonic() < until:
         run.rss.append((time.monotonic() - t0, rss_mib(pid)))

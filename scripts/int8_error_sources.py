@@ -3,11 +3,14 @@ simulated quantisation of the weights alone, of the activations alone, and with 
 per-channel scaling, each compared with the fp32 compact forward on the same inputs.
 
     python scripts/int8_error_sources.py models/reviews-minilm-ltp --dataset amazon-food
+    python scripts/int8_error_sources.py models/reviews-minilm-ltp-qat --dataset amazon-food --ort
 
 Simulated quantisation rounds in fp32 (quantise, then dequantise) and runs the fp32 kernels,
 so it isolates one error source at a time: weights per output channel, symmetric, at 7 bits
 (+-63, what the int8 kernel stores, ``ltp.core.quant.WEIGHT_LEVELS``) or 8 bits (+-127);
 activations per token over [-amax, amax] in 256 steps, as the int8 kernel quantises them.
+The ort engine's int8 (``--ort``): its kernel, and its rounding of activations simulated
+(uint8 over each input's whole tensor), one input at a time.
 SmoothQuant (Xiao et al., 2023) divides each input channel of a linear by
 ``s = max|x|^alpha / max|w|^(1 - alpha)`` and multiplies the weight's column by it, moving
 activation outliers into the weights; the channel maxima come from training texts.
@@ -54,19 +57,30 @@ def channel_maxima(artifact, encoded) -> dict[tuple[int, str], torch.Tensor]:
     hooks = [getattr(parts, p).register_forward_hook(
                  lambda mod, inp, out, key=(i, p): record(key, inp[0]))
              for i, parts in enumerate(model.encoder.layers) for p in PARTS if p not in QKV]
-    project = model._project
-    model._project = lambda i, x, which: (record((i, "qkv"), x), project(i, x, which))[1]
+    project = model.project
+    model.project = lambda i, x, which: (record((i, "qkv"), x), project(i, x, which))[1]
     with torch.inference_mode():
         for _, b in artifact.batches(encoded, 32):
             model.run(b, mode="compact")
     for h in hooks:
         h.remove()
-    del model._project
+    del model.project
     return stats
 
 
+def fake_tensor(x: torch.Tensor) -> torch.Tensor:
+    """ONNX Runtime's dynamic quantisation of a MatMul's input: uint8 over the whole tensor's
+    [min, max] (0 included), with a zero point. Run one input at a time, the tensor is the
+    input's tokens, as in the ort engine's whole-forward graph."""
+    lo, hi = x.min().clamp(max=0.0), x.max().clamp(min=0.0)
+    scale = ((hi - lo) / 255).clamp_min(1e-8)
+    zero = torch.round(-lo / scale)
+    return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
+
+
 def simulate(artifact, weight_levels: int | None, tokens: bool,
-             smooth: dict[tuple[int, str], torch.Tensor] | None = None) -> None:
+             smooth: dict[tuple[int, str], torch.Tensor] | None = None,
+             rounding=fake_tokens, fp32_parts: tuple[str, ...] = ()) -> None:
     """Quantise and dequantise the encoder linears' weights and/or inputs in place."""
     model = artifact.model
     scales: dict[tuple[int, str], torch.Tensor] = {}
@@ -87,15 +101,15 @@ def simulate(artifact, weight_levels: int | None, tokens: bool,
 
     def quantised(key, x):
         s = scales.get(key)
-        return fake_tokens(x / s) * s if s is not None else fake_tokens(x)
+        return rounding(x / s) * s if s is not None else rounding(x)
 
     for i, parts in enumerate(model.encoder.layers):
         for p in PARTS:
-            if p not in QKV:
+            if p not in QKV and p not in fp32_parts:
                 getattr(parts, p).register_forward_pre_hook(
                     lambda mod, inp, key=(i, p): (quantised(key, inp[0]),))
-    project = model._project
-    model._project = lambda i, x, which: project(i, quantised((i, "qkv"), x), which)
+    project = model.project
+    model.project = lambda i, x, which: project(i, quantised((i, "qkv"), x), which)
 
 
 def smoothing(artifact, maxima, alpha: float) -> dict[tuple[int, str], torch.Tensor]:
@@ -115,6 +129,9 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=512, help="test inputs compared")
     parser.add_argument("--calibration", type=int, default=256,
                         help="training texts for SmoothQuant's channel maxima")
+    parser.add_argument("--ort", action="store_true",
+                        help="only the ort engine's int8: its kernel and its activations' rounding "
+                        "simulated, one input at a time")
     args = parser.parse_args()
     tune_allocator()
     reference = load_artifact(args.model)
@@ -124,7 +141,15 @@ def main() -> None:
     maxima = channel_maxima(reference, train[: args.calibration])
     cfg = BenchConfig(batch_size=32, max_examples=args.examples, min_tokens=0)
 
-    variants = {
+    one = BenchConfig(batch_size=1, max_examples=args.examples, min_tokens=0)
+    ort_variants = {
+        "ort int8 kernel (whole forward)": (lambda a: a.model.set_engine("ort", precision="int8")),
+        "simulated: activations per input (ort's rounding), weights fp32":
+            lambda a: simulate(a, None, True, rounding=fake_tensor),
+        "simulated: activations per input, feed-forward output in fp32":
+            lambda a: simulate(a, None, True, rounding=fake_tensor, fp32_parts=("ffn_out",)),
+    }
+    variants = {} if args.ort else {
         "int8 kernel (every linear)": lambda a: quantize_model(a.model),
         f"simulated: weights {WEIGHT_LEVELS * 2 + 1} levels + activations (the kernel's rounding)":
             lambda a: simulate(a, WEIGHT_LEVELS, True),
@@ -136,10 +161,12 @@ def main() -> None:
            (lambda a, alpha=alpha: simulate(a, WEIGHT_LEVELS, True, smoothing(a, maxima, alpha)))
            for alpha in (0.5, 0.8)},
     }
-    for name, apply in variants.items():
+    runs = [(name, apply, cfg) for name, apply in variants.items()]
+    runs += [(name, apply, one) for name, apply in ort_variants.items()]
+    for name, apply, config in runs:
         artifact = load_artifact(args.model)
         apply(artifact)
-        result = agreement(artifact, reference, encoded, labels, cfg)
+        result = agreement(artifact, reference, encoded, labels, config)
         print(json.dumps({"variant": name, "accuracy": result["accuracy"],
                           "keep_agreement": result["keep_agreement_vs_fp32"],
                           "label_agreement": result["label_agreement_vs_fp32"],

@@ -17,7 +17,7 @@ from pathlib import Path
 from loadtest.reports import served_report
 from loadtest.results import summarize
 from loadtest.scenarios.common import at_least_one, finish, server_dir_argument, start_service
-from loadtest.traffic import bodies_for, drive, texts_of, thread_cpu_seconds
+from loadtest.traffic import bodies_for, drive, idle_cpu_seconds, texts_of, thread_cpu_seconds
 
 
 def offline_seq_per_s(models_dir: str, model: str, texts: list[str], dtype: str,
@@ -66,7 +66,7 @@ def served(args: argparse.Namespace) -> dict:
                 if (model, dtype) not in offline:
                     offline[model, dtype] = offline_seq_per_s(args.models_dir, model, texts, dtype)
                 for variant in args.grid.split(";"):
-                    s = _served_cell(args, out, model, ["--dtype", dtype, *variant.split()], texts)
+                    s = served_cell(args, out, model, ["--dtype", dtype, *variant.split()], texts)
                     rows.append({"model": model, "dtype": dtype, "settings": variant or "(defaults)",
                                  "repeat": repeat, "offline_seq_per_s": offline[model, dtype],
                                  "served_req_per_s": s["accepted_per_s"],
@@ -74,6 +74,8 @@ def served(args: argparse.Namespace) -> dict:
                                  "p50_ms": s["accepted_ms"]["p50"], "p99_ms": s["accepted_ms"]["p99"],
                                  "statuses": s["statuses"], "loop_cores": s["loop_cores"],
                                  "worker_cores": s["worker_cores"], "client_cores": s["client_cores"],
+                                 "idle_cores": s["idle_cores"],
+                                 "loop_cpu_ms_per_request": s["loop_cpu_ms_per_request"],
                                  "worker_cpu_ms_per_request": s["worker_cpu_ms_per_request"],
                                  "offline_cpu_ms_per_seq": offline_cpu_ms(offline[model, dtype])})
                     (out / "result.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -81,30 +83,34 @@ def served(args: argparse.Namespace) -> dict:
     return {"rows": rows}
 
 
-def _served_cell(args, out: Path, model: str, flags: list[str], texts: list[str]) -> dict:
+def served_cell(args, out: Path, model: str, flags: list[str], texts: list[str]) -> dict:
     with start_service(args, out, model, flags) as server:
         bodies = bodies_for(texts, 1, count=len(texts))
         drive(server.url, bodies[:64], args.clients, 3)  # warm, untimed
         before, start = thread_cpu_seconds(server.pid), time.monotonic()
+        idle = idle_cpu_seconds()
         client = time.process_time()  # the load generator runs in this process, on the same cores
         run = drive(server.url, bodies, args.clients, args.duration)
         client = time.process_time() - client
+        idle = idle_cpu_seconds() - idle
         after, elapsed = thread_cpu_seconds(server.pid), time.monotonic() - start
     summary = summarize(run, args.duration, 1)
     return (summary | cpu_split(server.pid, before, after, elapsed, summary["statuses"].get("200", 0))
-            | {"client_cores": client / elapsed})
+            | {"client_cores": client / elapsed, "idle_cores": idle / elapsed})
 
 
 def cpu_split(pid: int, before: dict[int, float], after: dict[int, float], elapsed: float,
               answered: int) -> dict:
     """Where the service's CPU went during a run: the main thread (the event loop, with
     tokenising and the HTTP work) against the other threads (the inference workers), in
-    cores, and the workers' CPU per answered request."""
+    cores, and each side's CPU per answered request."""
     used = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
     loop = used.pop(pid, 0.0)
     workers = sum(used.values())
+    per_request = (lambda seconds: seconds / answered * 1e3 if answered else None)
     return {"loop_cores": loop / elapsed, "worker_cores": workers / elapsed,
-            "worker_cpu_ms_per_request": workers / answered * 1e3 if answered else None}
+            "worker_cpu_ms_per_request": per_request(workers),
+            "loop_cpu_ms_per_request": per_request(loop)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -40,6 +40,9 @@ INT8_FILE = "int8.safetensors"  # the int8 weights of an artifact, beside model.
 # with errors up to half the output's magnitude on random weights).
 REDUCE_RANGE = False
 WEIGHT_LEVELS = 63
+# ONNX Runtime's quantize_dynamic: symmetric int8 weights per output channel on [-127, 127],
+# one scale max|w| / 127 per channel (``ltp.core.engines.ort.quantize_graph``)
+ORT_WEIGHT_LEVELS = 127
 PARTS = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")  # LayerParts fields
 
 

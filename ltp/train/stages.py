@@ -23,6 +23,7 @@ from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_
 from ltp.train.config import TrainConfig
 from ltp.train.loop import finetune, hard_stage, soft_stage
 from ltp.train.losses import balanced_class_weights, positive_weights
+from ltp.train.qat import weights_on_int8_grid
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ class PruneConfig(StageSettings):
     # ranking distillation in the soft stage (its weight; 0: off) over the parent's top tokens
     ranking: float = 0.0
     ranking_top: int = 20
+    # the hard stage trains the weights on the int8 grid of ONNX Runtime's quantiser and
+    # leaves them on it, so that the int8 artifact computes as the fp32 one (``ltp.train.qat``)
+    quantize_aware: bool = False
     # Start from thresholds calibrated (on a sample of the training set) to this relative
     # FLOPs; the soft stage (if any) then keeps the soft FLOPs at or below it: the penalty is
     # lambda x layers x max(0, soft relative FLOPs - target); after the hard stage the
@@ -342,7 +346,8 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
                                       cfg.target_flops, shape=learned)
             calibrate_schedule(artifact, inputs, keep)
         calibration["hard_start_keep"] = keep
-    hard = hard_stage(artifact, data.train, cfg.stage(max_length, False, task), teacher)
+    with weights_on_int8_grid(artifact.model, enabled=cfg.quantize_aware):
+        hard = hard_stage(artifact, data.train, cfg.stage(max_length, False, task), teacher)
     if inputs is not None:
         # Weights that change under frozen thresholds shift the scores, and kept fractions
         # drift (up, as a rule). Set the thresholds back to the schedule the stage started

@@ -140,7 +140,9 @@ def test_served_report_splits_the_cpu_between_client_event_loop_and_workers():
            "offline_cpu_ms_per_seq": 25.0}
     rows = [served_row("ltp", 1, 60.0, 80.0, 900) | cpu | {"client_cores": 0.12}]
     args = Namespace(dataset="amazon-food", clients=32, duration=20, repeats=1, models="ltp")
-    assert row(served_report(rows, args), "| ltp |")[9:] == ["0.12 / 0.16 / 1.72", "28.7 (25.0)",
-                                                               "0.86"]
+    assert row(served_report(rows, args), "| ltp |")[9:] == ["0.12 / 0.16 / 1.72 / -",
+                                                               "28.7 (25.0)", "0.86"]
     rows = [served_row("ltp", 1, 60.0, 80.0, 900) | cpu]  # recorded before the client was measured
-    assert row(served_report(rows, args), "| ltp |")[9] == "- / 0.16 / 1.72"
+    assert row(served_report(rows, args), "| ltp |")[9] == "- / 0.16 / 1.72 / -"
+    rows = [served_row("ltp", 1, 60.0, 80.0, 900) | cpu | {"client_cores": 0.12, "idle_cores": 0.3}]
+    assert row(served_report(rows, args), "| ltp |")[9] == "0.12 / 0.16 / 1.72 / 0.30"
