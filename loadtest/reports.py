@@ -279,8 +279,8 @@ def served_report(rows: list[dict], args) -> str:
                   "served figures are the mean (lowest–highest run) over two runs, the mean ± "
                   "standard deviation over three or more; ratios are taken within a run.", ""]
     lines += ["| model | dtype | settings | offline seq/s | served req/s | served / offline | "
-              "p50 ms | p99 ms | statuses | load client / event loop / workers / idle, cores | worker CPU ms a "
-              "request (offline ms a sequence) | served / offline at the offline cost |",
+              "p50 ms | p99 ms | statuses | load client / event loop / workers / idle, cores | "
+              "worker CPU ms a request (offline ms a sequence) | served / offline at the offline cost |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dtype, settings), runs in cells.items():
         statuses: dict[str, int] = {}

@@ -91,7 +91,10 @@ def main() -> None:
              "workers, CPU ms a request |", "|---|---|---|---|---|"]
     for model, extra in cells:
         runs = [r for r in rows if r["model"] == model and r["flags"] == " ".join([*flags, *extra])]
-        join = (lambda key, f: ", ".join(format(r[key], f) for r in runs))
+
+        def join(key: str, f: str, runs: list[dict] = runs) -> str:
+            return ", ".join(format(r[key], f) for r in runs)
+
         lines.append(f"| {model} | {' '.join(extra)} | {join('accepted_per_s', '.1f')} | "
                      f"{join('loop_cores', '.2f')} / {join('worker_cores', '.2f')} / "
                      f"{join('idle_cores', '.2f')} | {join('loop_cpu_ms_per_request', '.2f')} / "

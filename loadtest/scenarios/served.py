@@ -107,7 +107,9 @@ def cpu_split(pid: int, before: dict[int, float], after: dict[int, float], elaps
     used = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
     loop = used.pop(pid, 0.0)
     workers = sum(used.values())
-    per_request = (lambda seconds: seconds / answered * 1e3 if answered else None)
+    def per_request(seconds: float) -> float | None:
+        return seconds / answered * 1e3 if answered else None
+
     return {"loop_cores": loop / elapsed, "worker_cores": workers / elapsed,
             "worker_cpu_ms_per_request": per_request(workers),
             "loop_cpu_ms_per_request": per_request(loop)}

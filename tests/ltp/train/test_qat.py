@@ -39,7 +39,7 @@ def test_hard_stage_on_the_grid_trains_and_leaves_weights_on_it(tiny_artifact_di
     after = encoder_linears(artifact.model)
     assert all(type(lin) is nn.Linear for lin in after), "no parametrisation left behind"
     assert all(on_grid(lin.weight.detach()) for lin in after)
-    assert any(not torch.allclose(b, a.weight) for b, a in zip(before, after))  # it trained
+    assert any(not torch.allclose(b, a.weight) for b, a in zip(before, after, strict=True))  # it trained
     assert torch.equal(artifact.model.thresholds(), thresholds)
     # the model's own forward reads the new weights (the fused projections were rebuilt)
     fused = artifact.model.project(0, torch.ones(1, after[0].in_features), "qkv")
