@@ -57,14 +57,39 @@ def test_top_k_and_changed_thresholds_fall_back_to_the_loop(hf_model, batch):
     assert (compact.kept_tokens[:, :-1] == mask.sum(1, keepdim=True)).all(), "zero thresholds keep all"
 
 
-def test_int8_graphs_keep_most_decisions_of_fp32(hf_model, batch):
+@pytest.mark.parametrize("rows", [False, True])
+def test_int8_graphs_keep_most_decisions_of_fp32(hf_model, batch, rows):
     ids, mask = batch
     model = LTPModel(hf_model, pruning_half()).eval()
     fp32 = model.set_engine("ort", precision="fp32").whole(ids, mask, None)
-    int8 = model.set_engine("ort", precision="int8").whole(ids, mask, None)
+    int8 = model.set_engine("ort", precision="int8", rows=rows).whole(ids, mask, None)
     assert (fp32[1] == int8[1]).float().mean() >= 0.5
     assert (fp32[0] - int8[0]).abs().max() < 0.5
     assert model.engine.describe()["precision"] == "int8"
+    assert model.engine.describe()["int8_activations"] == ("per row" if rows else "per call")
+
+
+def test_rows_quantised_on_their_own_range_do_not_depend_on_the_others(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    import onnxruntime as ort
+
+    from ltp.core.engines.graphs import Projection
+    from ltp.core.engines.ort import _export, quantize_graph
+
+    linear = torch.nn.Linear(16, 8)
+    path = _export(Projection([linear]).eval(), {"x": torch.randn(3, 16)}, tmp_path / "lin.onnx", ("y",),
+                   {"x": {0: "n"}})
+    graph = quantize_graph(path, tmp_path / "rows.onnx", rows=True)
+    assert "MatMulIntegerToFloat" in {n.op_type for n in onnx.load(str(graph)).graph.node}
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    x = torch.randn(4, 16)
+    big = torch.cat([x, 1000 * torch.randn(1, 16)])  # a row of far larger range beside them
+    alone = session.run(None, {"x": x.numpy()})[0]
+    beside = session.run(None, {"x": big.numpy()})[0][:4]
+    np.testing.assert_array_equal(alone, beside)  # per call, the large row would coarsen all
+    expected = linear(x).detach().numpy()
+    assert np.abs(alone - expected).max() < 0.02 * np.abs(expected).max() + 1e-3
 
 
 @pytest.mark.parametrize("group", [1, 3, 8])
