@@ -56,8 +56,8 @@ def main() -> None:
             result["rows"].append({"variant": name, "split": split, **row})
             print(json.dumps(result["rows"][-1]), flush=True)
     encoded = splits["test"][0]
-    batches = {name: [b for _, b in a.batches(encoded, 32)] for name, a in served.items()}
-    singles = {name: [b for _, b in a.batches(encoded[:100], 1)] for name, a in served.items()}
+    batches = [b for _, b in reference.batches(encoded, 32)]  # the same for every variant
+    singles = [b for _, b in reference.batches(encoded[:100], 1)]
 
     def run(artifact, batches):
         for b in batches:
@@ -72,12 +72,12 @@ def main() -> None:
         return out
 
     with torch.inference_mode():
-        times = alternate({n: (lambda a=a, n=n: run(a, batches[n])) for n, a in served.items()},
+        times = alternate({n: (lambda a=a: run(a, batches)) for n, a in served.items()},
                           args.rounds)
         p50 = {n: [] for n in served}
         for _ in range(3):
             for n, a in served.items():
-                p50[n].append(statistics.median(latencies(a, singles[n])))
+                p50[n].append(statistics.median(latencies(a, singles)))
     result["speed"] = {n: {"seq_per_s": [len(encoded) / t for t in times[n]], "p50_ms_b1": p50[n]}
                        for n in served}
     out = Path(args.out)
@@ -87,8 +87,11 @@ def main() -> None:
     print(report(result))
 
 
+def pct(share: float) -> str:
+    return f"{100 * share:.1f}"
+
+
 def report(result: dict) -> str:
-    pct = (lambda x: f"{100 * x:.1f}")  # noqa: E731
     lines = [f"# ort engine int8: activations per call against per row ({result['dataset']})", "",
              f"`python scripts/ort_rows.py {result['model']} --dataset {result['dataset']}`; "
              f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}. Agreement "

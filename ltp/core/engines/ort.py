@@ -47,9 +47,8 @@ from ltp.core.quant import ORT_WEIGHT_LEVELS, quantize_weight
 log = logging.getLogger(__name__)
 
 ORT_RANGE = "ort::run"  # the profiler range of one session call
-# int8 activations quantised per row (``scale_rows``) rather than per call: keep decisions
-# 93% against 87% equal to fp32's on amazon-food, at 0.74x the seq/s of batch 32 and 1.2x
-# the batch-1 latency (reports/ort-rows-amazon-food): an option (``rows=True``)
+# int8 activations per call by default; per row (``scale_rows``) is an option, closer to
+# fp32 and slower (reports/ort-rows-amazon-food)
 ROWS = False
 GROUP = 1  # inputs of similar length a whole-forward call takes at most (reports/ort-groups-*)
 
@@ -79,7 +78,7 @@ def quantize_graph(path: Path, out: Path | None = None, weights_only: bool = Tru
     length or on any other input); without, one range per tensor a call
     (``quantize_dynamic``, what a user of ONNX Runtime runs). ``weights_only``: products of
     two activations (attention's) stay fp32, as importance scores need; without it every
-    MatMul is quantised (``quantize_dynamic``'s default)."""
+    MatMul is quantised (``quantize_dynamic``'s default; per row, only weights are)."""
     out = out or path.with_suffix(".int8.onnx")
     if rows:
         import onnx
