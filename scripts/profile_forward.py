@@ -5,7 +5,7 @@ per layer too; and ONNX Runtime's own profile of the whole-forward graph by oper
 Writes a markdown table and the JSON it came from.
 
     python scripts/profile_forward.py models/reviews-minilm-ltp --dataset amazon-food \
-        --out reports/profile-forward-amazon-food
+        --dense models/reviews-minilm --out reports/profile-forward-amazon-food
 """
 
 from __future__ import annotations
@@ -56,9 +56,10 @@ def profile(path: str, dataset: str, singles: int, batched: int, threads: int) -
     return rows
 
 
-def ort_operators(path: str, dataset: str, count: int) -> list[dict]:
-    """ONNX Runtime's profile of the whole-forward graph (fp32 and int8) on one thread over
-    ``count`` inputs: milliseconds per input by operator type, and the wall time per input."""
+def ort_operators(path: str, dataset: str, count: int, label: str = "ltp") -> list[dict]:
+    """ONNX Runtime's profile of the whole-forward graph (fp32 and int8) of the artifact at
+    ``path`` on one thread over ``count`` inputs: milliseconds per input by operator type,
+    and the wall time per input; each row named by ``label``."""
     import onnxruntime as ort
 
     from ltp.core.engines.ort import export_whole, quantize_graph, session_options
@@ -67,7 +68,7 @@ def ort_operators(path: str, dataset: str, count: int) -> list[dict]:
     encoded, _ = encode_split(artifact.tokenizer, dataset, "test", artifact.meta.max_length)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        graph, _ = export_whole(artifact.model, Path(tmp))
+        graph, _ = export_whole(artifact.model, Path(tmp), groups=False)
         for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
             options = session_options(1)
             options.enable_profiling, options.profile_file_prefix = True, f"{tmp}/{dtype}"
@@ -81,14 +82,41 @@ def ort_operators(path: str, dataset: str, count: int) -> list[dict]:
                 session.run(None, feed)
             wall = (time.perf_counter() - start) / len(feeds) * 1e3
             ops: Counter = Counter()
+            nodes: Counter = Counter()
             for event in json.loads(Path(session.end_profiling()).read_text()):
                 if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
                     ops[event["args"]["op_name"]] += event["dur"] / 1e3 / len(feeds)
-            rows.append({"dtype": dtype, "wall_ms_per_input": wall,
-                         "kernel_ms_per_input": sum(ops.values()),
+                    nodes[event["args"]["op_name"]] += 1 / len(feeds)
+            rows.append({"model": label, "path": path, "dtype": dtype,
+                         "wall_ms_per_input": wall, "kernel_ms_per_input": sum(ops.values()),
                          "nodes": len(onnx.load(str(file)).graph.node),
+                         "nodes_run_per_input": round(sum(nodes.values()), 1),
                          "operators_ms": dict(ops.most_common())})
     return rows
+
+
+def operator_comparison(operators: list[dict], dtype: str) -> list[str]:
+    """Markdown rows: each operator type's ms per input in the LTP graph against the dense
+    parent's (same inputs, one thread), the largest first, then the totals."""
+    ltp = next(r for r in operators if r["model"] == "ltp" and r["dtype"] == dtype)
+    dense = next(r for r in operators if r["model"] == "dense" and r["dtype"] == dtype)
+    names = sorted(set(ltp["operators_ms"]) | set(dense["operators_ms"]),
+                   key=lambda op: -max(ltp["operators_ms"].get(op, 0), dense["operators_ms"].get(op, 0)))
+    lines = [f"| operator ({dtype}) | LTP ms | dense ms | LTP / dense |", "|---|---|---|---|"]
+    for op in names:
+        a, b = ltp["operators_ms"].get(op, 0.0), dense["operators_ms"].get(op, 0.0)
+        if max(a, b) < 0.02:
+            continue
+        lines.append(f"| {op} | {a:.2f} | {b:.2f} | {a / b:.2f} |" if b else f"| {op} | {a:.2f} | - | - |")
+    for what, key in (("kernels", "kernel_ms_per_input"), ("wall", "wall_ms_per_input")):
+        lines.append(f"| **{what}** | {ltp[key]:.2f} | {dense[key]:.2f} | {ltp[key] / dense[key]:.2f} |")
+    between = [r["wall_ms_per_input"] - r["kernel_ms_per_input"] for r in (ltp, dense)]
+    lines.append(f"| **between operators** | {between[0]:.2f} | {between[1]:.2f} | "
+                 f"{between[0] / between[1]:.2f} |")
+    lines.append(f"| **operators run** | {ltp['nodes_run_per_input']:.0f} | "
+                 f"{dense['nodes_run_per_input']:.0f} | "
+                 f"{ltp['nodes_run_per_input'] / dense['nodes_run_per_input']:.2f} |")
+    return lines
 
 
 def markdown(rows: list[dict], args, threads: int, operators: list[dict]) -> str:
@@ -116,11 +144,18 @@ def markdown(rows: list[dict], args, threads: int, operators: list[dict]) -> str
     lines += ["", f"The ort engine's whole-forward graph, ONNX Runtime's own profile on one thread "
               f"over {args.singles * 2} inputs (ms per input; wall time includes ONNX Runtime's "
               "work between operators):", "",
-              "| graph | nodes | wall ms | kernel ms | top operators (ms) |", "|---|---|---|---|---|"]
+              "| model | graph | nodes | wall ms | kernel ms | top operators (ms) |",
+              "|---|---|---|---|---|---|"]
     for r in operators:
         top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(r["operators_ms"].items())[:6])
-        lines.append(f"| {r['dtype']} | {r['nodes']} | {r['wall_ms_per_input']:.2f} | "
+        lines.append(f"| {r['path']} | {r['dtype']} | {r['nodes']} | {r['wall_ms_per_input']:.2f} | "
                      f"{r['kernel_ms_per_input']:.2f} | {top} |")
+    if any(r["model"] == "dense" for r in operators):
+        lines += ["", f"Operator by operator, the LTP graph against its dense parent's "
+                  f"(`--dense {args.dense}`) on the same inputs: what pruning saves in each, and "
+                  "what it adds (the scores, the keep rule and its gathers).", ""]
+        for dtype in ("fp32", "int8"):
+            lines += [*operator_comparison(operators, dtype), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -132,11 +167,15 @@ def main() -> None:
     parser.add_argument("--batched", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="reports/profile-forward")
+    parser.add_argument("--dense", help="the dense parent: its whole-forward graph profiled "
+                        "beside, operator by operator")
     args = parser.parse_args()
     tune_allocator()
     torch.set_num_threads(args.threads)
     rows = profile(args.model, args.dataset, args.singles, args.batched, args.threads)
     operators = ort_operators(args.model, args.dataset, args.singles * 2)
+    if args.dense:
+        operators += ort_operators(args.dense, args.dataset, args.singles * 2, label="dense")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"runs": rows, "ort_operators": operators},

@@ -8,7 +8,11 @@ Runtimes (one process, the same tokenised inputs, length-sorted batches):
 * ``ort-int8``: the same graph through ``onnxruntime.quantization.quantize_dynamic``
   (int8 per-channel weights, activations quantised at run time);
 * ``ltp-fp32``, ``ltp-bf16``, ``ltp-int8``: the LTP model's compact forward, eager engine;
-* ``ltp-ort-fp32``, ``ltp-ort-int8``: the same on the ort engine (``ltp.core.engines.ort``).
+* ``ltp-ort-fp32``, ``ltp-ort-int8``: the same on the ort engine (``ltp.core.engines.ort``);
+* ``dense-ort-fp32``, ``dense-ort-int8``: the dense parent on that same engine (its whole
+  forward as one graph an input, inputs side by side on the threads): the dense model as this
+  product would serve it, so LTP's gain on one engine (``same_engine``: seq/s against it, and
+  that times the relative FLOPs, 1.0 where the engine turns every FLOP removed into time).
 
 Per runtime: accuracy on the split, sequences per second on batches of ``batch_size``
 (best of ``rounds`` passes, the runtimes alternating pass by pass so that drift hits all
@@ -38,9 +42,10 @@ from ltp.data.encoding import encode_split
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "ltp-fp32", "ltp-bf16", "ltp-int8",
-            "ltp-ort-fp32", "ltp-ort-int8")
-DENSE = ("torch", "ort")  # the dense runtimes' kinds: what a user would run instead
+RUNTIMES = ("torch-fp32", "torch-bf16", "ort-fp32", "ort-int8", "dense-ort-fp32", "dense-ort-int8",
+            "ltp-fp32", "ltp-bf16", "ltp-int8", "ltp-ort-fp32", "ltp-ort-int8")
+# the dense runtimes' kinds: what a user would run instead, and the dense parent on our engine
+DENSE = ("torch", "ort", "dense")
 Forward = Callable[[PaddedBatch], torch.Tensor]  # one padded batch -> (B, C) logits
 
 
@@ -122,11 +127,13 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
     onnx_path = None
     for name in names:
         kind, precision = name.rsplit("-", 1)
-        if kind in ("ltp", "ltp-ort"):
-            engine = "ort" if kind == "ltp-ort" else "eager"
+        if kind in ("ltp", "ltp-ort", "dense-ort"):
+            engine = "eager" if kind == "ltp" else "ort"
             if engine == "ort" and not _has_ort(name):
                 continue
-            forwards[name] = _ltp_forward(load_artifact(ltp_dir, dtype=precision, engine=engine))
+            forwards[name] = _ltp_forward(
+                _unpruned_on_ort(dense_dir, precision) if kind == "dense-ort"
+                else load_artifact(ltp_dir, dtype=precision, engine=engine))
         elif kind == "torch":
             forwards[name] = _hf_forward(load_artifact(dense_dir, dtype=precision))
         elif kind == "ort":
@@ -143,6 +150,17 @@ def build_runtimes(ltp_dir: str | Path, dense_dir: str | Path, names: list[str],
         else:
             raise ValueError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
     return forwards
+
+
+def _unpruned_on_ort(path: str | Path, precision: str):
+    """The artifact at ``path`` with every threshold at zero (a dense parent's already are),
+    on the ort engine: its whole forward, nothing pruned, as the engine runs LTP models."""
+    artifact = load_artifact(path)
+    with torch.no_grad():
+        artifact.model.threshold_base.zero_()
+        artifact.model.threshold_delta.zero_()
+    artifact.model.set_engine("ort", precision=precision)
+    return artifact
 
 
 def _nothing() -> None:
@@ -219,13 +237,15 @@ def run_runtimes(ltp_dir: str, dense_dir: str | None, dataset: str, split: str,
         rows, counts = measure(forwards, encoded, labels, reference.tokenizer.pad_token_id, cfg,
                                progress)
     best = compare_with_dense(rows)
+    relative_flops = _relative_flops(reference, encoded)
+    same_engine(rows, relative_flops)
     result = {
         "rows": rows, "dataset": dataset, "split": split, "ltp_model": str(ltp_dir),
         "dense_model": str(dense_dir), "batch_size": cfg.batch_size, "max_length": cfg.max_length,
         "rounds": cfg.rounds, "threads": torch.get_num_threads(),
         "device_name": device_name(torch.device("cpu")), "torch": torch.__version__,
         "onnxruntime": _ort_version(),
-        "relative_flops": _relative_flops(reference, encoded), **counts, **best,
+        "relative_flops": relative_flops, **counts, **best,
     }
     if out_dir is not None:
         out = Path(out_dir)
@@ -262,6 +282,23 @@ def compare_with_dense(rows: list[dict]) -> dict:
                                               if fastest else None)
     return {"best_dense": best["runtime"] if best else None,
             "fastest_dense_b1": fastest["runtime"] if fastest else None}
+
+
+def same_engine(rows: list[dict], relative_flops: float) -> None:
+    """Each ``ltp-ort-P`` row against ``dense-ort-P`` (the dense parent on the same engine and
+    precision), in place: ``same_engine`` (seq/s, batch 1 speed) and each times
+    ``relative_flops`` (the engine's efficiency: 1.0 turns every FLOP removed into time)."""
+    by_name = {r["runtime"]: r for r in rows}
+    for row in rows:
+        dense = by_name.get(row["runtime"].replace("ltp-ort-", "dense-ort-", 1))
+        if not row["runtime"].startswith("ltp-ort-") or dense is None:
+            row["same_engine"] = None
+            continue
+        batch = row["seq_per_s"] / dense["seq_per_s"]
+        single = dense["p50_latency_ms_b1"] / row["p50_latency_ms_b1"]
+        row["same_engine"] = {"speedup": batch, "speedup_b1": single,
+                              "x_relative_flops": batch * relative_flops,
+                              "x_relative_flops_b1": single * relative_flops}
 
 
 def _ort_version() -> str | None:
@@ -325,5 +362,17 @@ def report(result: dict, chart: str) -> str:
             f"{result['rounds_spread'][r['runtime']]:.2f} | {r['p50_latency_ms_b1']:.1f} | "
             f"{r['p90_latency_ms_b1']:.1f} | "
             f"{fmt(r['b1_vs_fastest_dense'], '.2f')} |")
+    same = [r for r in rows if r.get("same_engine")]
+    if same:
+        lines += ["", "Same engine, same precision: LTP on the ort engine against its dense parent "
+                  "on it (`dense-ort-*`); x relative FLOPs is the engine's efficiency (1.0: every "
+                  "FLOP removed is time saved).", "",
+                  "| runtime | speedup, batch "
+                  f"{result['batch_size']} | x relative FLOPs | speedup, batch 1 | x relative FLOPs |",
+                  "|---|---|---|---|---|"]
+        for r in same:
+            e = r["same_engine"]
+            lines.append(f"| {r['runtime']} | {e['speedup']:.2f} | {e['x_relative_flops']:.2f} | "
+                         f"{e['speedup_b1']:.2f} | {e['x_relative_flops_b1']:.2f} |")
     lines += ["", f"![runtimes]({chart})", ""]
     return "\n".join(lines)

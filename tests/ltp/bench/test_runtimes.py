@@ -26,15 +26,27 @@ def test_bench_runtimes_writes_a_report(capsys, tiny_artifact_dir, tiny_csv, tmp
     assert rows["torch-fp32"]["x_torch_fp32"] == 1.0
     # the dense runtimes compute the same model: fp32 predictions agree
     assert rows["ort-fp32"]["accuracy"] == rows["torch-fp32"]["accuracy"]
+    # the dense parent on the ort engine (here the LTP artifact with nothing pruned) too
+    assert rows["dense-ort-fp32"]["accuracy"] == rows["torch-fp32"]["accuracy"]
+    for precision in ("fp32", "int8"):  # LTP against the dense model on the same engine
+        same, dense = rows[f"ltp-ort-{precision}"]["same_engine"], rows[f"dense-ort-{precision}"]
+        ltp = rows[f"ltp-ort-{precision}"]
+        assert same["speedup"] == pytest.approx(ltp["seq_per_s"] / dense["seq_per_s"])
+        assert same["x_relative_flops"] == pytest.approx(same["speedup"] * result["relative_flops"])
+        assert same["speedup_b1"] == pytest.approx(dense["p50_latency_ms_b1"] / ltp["p50_latency_ms_b1"])
+    assert all(r["same_engine"] is None for name, r in rows.items() if not name.startswith("ltp-ort-"))
     report = (out / f"runtimes-{tiny_csv.stem}.md").read_text()
     assert "| ltp-int8 |" in report and f"runtimes-{tiny_csv.stem}.png" in report
     assert (out / f"runtimes-{tiny_csv.stem}.png").stat().st_size > 1000
     # the table has each runtime's figures, in order; the chart a bar per runtime (its
     # height grows with them: 0.45 inch a bar and 1.2 more, at 110 dpi)
     table = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    table = table[:len(result["rows"])]  # the same-engine table follows
     assert [line.split(" | ")[:3] for line in table] == [
         [f"| {r['runtime']}", f"{r['accuracy'] * 100:.1f}", f"{r['seq_per_s']:.1f}"]
         for r in result["rows"]]
+    same = report.split("Same engine, same precision")[1]
+    assert "| ltp-ort-int8 | " in same and "| ltp-fp32 |" not in same
     from PIL import Image
 
     with Image.open(out / f"runtimes-{tiny_csv.stem}.png") as image:
