@@ -95,6 +95,59 @@ def ort_operators(path: str, dataset: str, count: int, label: str = "ltp") -> li
     return rows
 
 
+LENGTHS = (4, 16, 32, 64, 96, 128, 192, 256)  # tokens an input, for the cost of a call
+
+
+def call_costs(paths: dict[str, str], dataset: str, count: int = 20, rounds: int = 3) -> dict:
+    """ONNX Runtime's whole-forward graph of each model in ``paths`` (label -> artifact) on
+    one thread, unprofiled: ms a call (best of ``rounds`` over ``count`` test inputs cut to
+    each of ``LENGTHS`` tokens, the models' calls in turns): the cost of a call of the
+    fewest tokens (its floor: weights streamed, operators dispatched, whatever the tokens)
+    and what each token adds on the way to 128 tokens."""
+    import onnxruntime as ort
+
+    from ltp.core.engines.ort import export_whole, quantize_graph, session_options
+
+    sessions, tmp = {}, tempfile.TemporaryDirectory()
+    for label, path in paths.items():
+        artifact, folder = load_artifact(path), Path(tmp.name) / label
+        folder.mkdir()
+        graph, _ = export_whole(artifact.model, folder, groups=False)
+        for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
+            sessions[label, dtype] = ort.InferenceSession(str(file), session_options(1),
+                                                          providers=["CPUExecutionProvider"])
+    encoded, _ = encode_split(artifact.tokenizer, dataset, "test", max(LENGTHS))
+    ms: dict[tuple, dict[int, float]] = {key: {} for key in sessions}
+    for n in LENGTHS:
+        cut = [e.input_ids[:n - 1] + e.input_ids[-1:] for e in encoded if e.num_tokens >= n][:count]
+        feeds = [{"ids": np.asarray(ids), "types": np.zeros(len(ids), dtype=np.int64)} for ids in cut]
+        best = {key: float("inf") for key in sessions}
+        for _ in range(rounds + 1):  # the first round warms each shape up
+            for key, session in sessions.items():
+                names = {i.name for i in session.get_inputs()}
+                start = time.perf_counter()
+                for feed in feeds:
+                    session.run(None, {k: v for k, v in feed.items() if k in names})
+                best[key] = min(best[key], (time.perf_counter() - start) / len(feeds) * 1e3)
+        for key in sessions:
+            ms[key][n] = best[key]
+    tmp.cleanup()
+    low, high = LENGTHS[0], 128  # the floor of a call, and a typical review's length
+    return {f"{label}-{dtype}": {"ms_by_tokens": by_n, "fixed_ms": by_n[low],
+                                 "ms_per_token": (by_n[high] - by_n[low]) / (high - low)}
+            for (label, dtype), by_n in ms.items()}
+
+
+def call_cost_table(costs: dict) -> list[str]:
+    """Markdown: ms a call at each length, and the fitted fixed and per-token costs."""
+    lines = ["| graph | " + " | ".join(f"{n} tokens" for n in LENGTHS) +
+             " | floor ms | us a token to 128 |", "|---" * (len(LENGTHS) + 3) + "|"]
+    for name, c in costs.items():
+        lines.append(f"| {name} | " + " | ".join(f"{c['ms_by_tokens'][n]:.2f}" for n in LENGTHS) +
+                     f" | {c['fixed_ms']:.2f} | {c['ms_per_token'] * 1e3:.1f} |")
+    return lines
+
+
 def operator_comparison(operators: list[dict], dtype: str) -> list[str]:
     """Markdown rows: each operator type's ms per input in the LTP graph against the dense
     parent's (same inputs, one thread), the largest first, then the totals."""
@@ -119,7 +172,7 @@ def operator_comparison(operators: list[dict], dtype: str) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict], args, threads: int, operators: list[dict]) -> str:
+def markdown(rows: list[dict], args, threads: int, operators: list[dict], costs: dict) -> str:
     lines = [f"# Where the compact forward's time goes ({args.dataset} test)", "",
              f"`python scripts/profile_forward.py {args.model} --dataset {args.dataset}`: "
              f"{args.singles} inputs one at a time, {args.batched} in length-sorted batches of 32; "
@@ -156,6 +209,14 @@ def markdown(rows: list[dict], args, threads: int, operators: list[dict]) -> str
                   "what it adds (the scores, the keep rule and its gathers).", ""]
         for dtype in ("fp32", "int8"):
             lines += [*operator_comparison(operators, dtype), ""]
+    if costs:
+        lines += ["", "The cost of one call of each whole-forward graph against its tokens (one "
+                  "thread, no profiler: ms a call, the best of 3 rounds over 20 test inputs cut "
+                  "to each length, the graphs in turns): the floor of a call (4 tokens: every "
+                  "weight streamed once, every operator dispatched, whatever the tokens), and "
+                  "what each token adds up to 128. Pruning cuts only the second; "
+                  "an engine that runs one input a call pays the first for every input.", "",
+                  *call_cost_table(costs), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -174,13 +235,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = profile(args.model, args.dataset, args.singles, args.batched, args.threads)
     operators = ort_operators(args.model, args.dataset, args.singles * 2)
+    costs = {}
     if args.dense:
         operators += ort_operators(args.dense, args.dataset, args.singles * 2, label="dense")
+        costs = call_costs({"ltp": args.model, "dense": args.dense}, args.dataset)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"runs": rows, "ort_operators": operators},
-                                                   indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(rows, args, args.threads, operators))
+    out.with_suffix(".json").write_text(json.dumps(
+        {"runs": rows, "ort_operators": operators, "call_costs": costs}, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(rows, args, args.threads, operators, costs))
     print(out.with_suffix(".md").read_text())
 
 

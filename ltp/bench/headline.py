@@ -98,6 +98,18 @@ def soak(result: dict) -> str:
             f"{100 * result['trend_growth_after_first_minute']:+.1f}%")
 
 
+def same_engine(result: dict) -> str:
+    """LTP against its dense parent on the same engine and precision: the speedup at batch
+    32 and batch 1, each with its efficiency (speedup x the two forwards' FLOPs ratio)."""
+    rows = [r for r in result["rows"] if r.get("same_engine")]
+    if not rows:
+        return "not in this run (`dense-ort-*` rows missing)"
+    return "; ".join(
+        f"{r['runtime']}: batch 32 **{e['speedup']:.2f}x** (efficiency {e['efficiency']:.2f}), "
+        f"batch 1 {e['speedup_b1']:.2f}x ({e['efficiency_b1']:.2f})"
+        for r in rows for e in [r["same_engine"]])
+
+
 def bad_input(result: dict) -> str:
     answered = sum(sum(k["answers"].values()) for k in result["bad"].values())
     right = sum(k["answers"].get(str(k["expected"]), 0) for k in result["bad"].values())
@@ -129,6 +141,9 @@ ROWS = (
     Row("batch 1, against the fastest dense runtime (p50 over 100 inputs)",
         "reports/runtimes-amazon-food.json", "reports/runtimes-amazon-food.md", batch1,
         "reports/runtimes-amazon-food-run*.json"),
+    Row("same engine: LTP against its dense parent on ONNX Runtime (efficiency 1.0: every FLOP "
+        "removed is time saved)", "reports/runtimes-amazon-food.json",
+        "reports/runtimes-amazon-food.md", same_engine, "reports/runtimes-amazon-food-run*.json"),
     Row("through the service, one text a request, LTP against its dense parent",
         "reports/compare-amazon-food/results.json", "reports/compare-amazon-food/report.md",
         service),

@@ -100,10 +100,14 @@ def flops_summary(outputs: list[ForwardOutput]) -> dict:
     n_in = torch.cat([o.input_tokens for o in outputs]).double()
     kept = torch.cat([o.kept_tokens for o in outputs]).double()
     total = {k: float(sum(getattr(o, k).sum() for o in outputs))
-             for k in ("flops", "flops_dense", "model_flops", "model_flops_dense")}
+             for k in ("flops", "flops_dense", "model_flops", "model_flops_dense",
+                       "model_flops_unpruned")}
     return {
         "relative_flops": total["flops"] / total["flops_dense"],
         "relative_model_flops": total["model_flops"] / total["model_flops_dense"],
+        # against the same compact forward with nothing pruned: the FLOPs ratio of LTP to its
+        # dense parent when both run on one engine
+        "relative_engine_flops": total["model_flops"] / total["model_flops_unpruned"],
         "kept_fraction_per_layer": [round(float(x), 4) for x in kept.sum(0) / n_in.sum()],
         "mean_input_tokens": float(n_in.mean()),
         "examples": int(n_in.numel()),

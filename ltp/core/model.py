@@ -87,6 +87,15 @@ class ForwardOutput:
         """(B,) whole-model FLOPs with no pruning."""
         return model_flops(*self.dims, self.input_tokens, self._full, dense=True)
 
+    @cached_property
+    def model_flops_unpruned(self) -> torch.Tensor:
+        """(B,) whole-model FLOPs of the compact forward with nothing pruned: what an engine
+        runs for the dense parent (every token in every layer, the last layer's classifier
+        query alone, and only its classifier token kept after it)."""
+        kept = self._full.clone()
+        kept[:, -1] = 1
+        return model_flops(*self.dims, self.input_tokens, kept, dense=False)
+
 
 class LTPModel(nn.Module):
     """A BERT/RoBERTa/DistilBERT classifier with per-layer learned pruning thresholds."""

@@ -66,8 +66,10 @@ class Step(nn.Module):
 
 
 class WholeForward(nn.Module):
-    """Token ids and type ids (n,) of one input, classifier token first -> its logits (1, C)
-    and the tokens kept after each layer (L,) as floats."""
+    """Token ids and type ids (n,) of one input, classifier token first -> its logits (1, C),
+    then, for each layer that prunes, the positions it kept (k,) among the rows it received
+    (``kept_counts`` turns them into the tokens kept after each layer). The counts come out
+    of the graph as the gathers' own index tensors, so they cost no operator."""
 
     def __init__(self, model) -> None:
         super().__init__()
@@ -96,34 +98,55 @@ class WholeForward(nn.Module):
         heads = qkv.view(-1, 3 * self.heads, self.width // self.heads).transpose(0, 1)
         return heads.split(self.heads, dim=0)
 
-    def _scores(self, received: torch.Tensor) -> torch.Tensor:
-        """``ltp.core.scoring.normalize_scores`` for one input, every token live."""
-        if not self.median:
-            return received / (self.heads * self.normalizer)
-        # the lower median of the m = n - 1 tokens after the classifier token, as
-        # torch.nanmedian: the (n // 2)-th smallest; an infinity stands in when m is 0
-        rest = torch.cat([received[1:], received[:1] * 0 + float("inf")])
-        k = (torch._shape_as_tensor(received)[0] // 2).clamp_min(1)
-        median = torch.topk(rest, k, largest=False).values[-1].clamp_min(1e-12)
-        return received / (median * self.normalizer)
+    def _kept(self, received: torch.Tensor, threshold: float) -> torch.Tensor:
+        """The keep rule of one input, every token live (``ltp.core.scoring``): the positions
+        (k,) of the tokens whose score is at least ``threshold``, the classifier token always.
 
-    def forward(self, ids: torch.Tensor, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        The classifier token's received attention is replaced by an infinity: its score is
+        then infinite (kept without a node of its own), and it ranks last in the median,
+        which is the lower median of the m = n - 1 other tokens as torch.nanmedian gives it
+        (the (n // 2)-th smallest of the n values; where m is 0, nothing but the classifier
+        token is left to keep)."""
+        # (a constant infinity fed to the Concat fails the exporter's folding: made in graph)
+        rest = torch.cat([received[:1] * 0 + float("inf"), received[1:]])
+        if self.median:
+            k = (torch._shape_as_tensor(rest)[0] // 2).clamp_min(1)
+            # the infinity as the median (m = 0) becomes a finite bound far above any
+            # attention received (at most heads x tokens), so that the classifier token's
+            # score stays infinite rather than inf / inf
+            median = torch.topk(rest, k, largest=False).values[-1].clamp(1e-12, 1e30)
+            scores = rest / (median * self.normalizer)
+        else:
+            scores = rest / (self.heads * self.normalizer)
+        return (scores >= threshold).nonzero().squeeze(1)
+
+    def forward(self, ids: torch.Tensor, types: torch.Tensor) -> tuple[torch.Tensor, ...]:
         rows = self.embed(ids[None], types[None])[0]  # (n, d)
         kept = []
         for i, threshold in enumerate(self.thresholds):
             q, k, v = self._split(self.qkv[i](rows))  # (H, n, dh)
             ctx, probs = self._attend(q, k, v)
             if self.prunes[i]:
-                keep = self._scores(probs.sum(dim=(0, 1))) >= threshold  # (n,)
-                keep = torch.cat([torch.ones_like(keep[:1]), keep[1:]])  # the classifier token
-                index = keep.nonzero().squeeze(1)
+                index = self._kept(probs.sum(dim=(0, 1)), threshold)
                 ctx, rows = ctx.index_select(0, index), rows.index_select(0, index)
+                kept.append(index)
             rows = self.ffn[i](ctx, rows)
-            kept.append(torch.ones_like(rows[:, 0]).sum())
         q, k, v = self._split(self.qkv[-1](rows))
         ctx, _ = self._attend(q[:, :1], k, v)  # the classifier token's query alone
-        kept.append(torch.ones_like(rows[:1, 0]).sum())
-        return self.head(self.ffn[-1](ctx, rows[:1])), torch.stack(kept)
+        return (self.head(self.ffn[-1](ctx, rows[:1])), *kept)
+
+
+def kept_counts(tokens: int, kept: list, prunes: list[bool]) -> list[int]:
+    """The tokens kept after each layer of one input of ``tokens`` tokens, from the positions
+    each pruning layer kept (``WholeForward``'s outputs after the logits; ``prunes``: which of
+    the layers before the last prune): a layer that does not prune keeps what it received,
+    and the last keeps the classifier token alone."""
+    counts, positions = [], iter(kept)
+    for prunes_here in prunes:
+        if prunes_here:
+            tokens = len(next(positions))
+        counts.append(tokens)
+    return [*counts, 1]
 
 
 class GroupForward(WholeForward):
@@ -132,7 +155,7 @@ class GroupForward(WholeForward):
     figures are those ``WholeForward`` gives it alone."""
 
     def _scores_of(self, received: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-        """``WholeForward._scores`` for each row of (B, T), over its live tokens."""
+        """The scores of ``WholeForward._kept`` for each row of (B, T), over its live tokens."""
         if not self.median:
             return received / (self.heads * self.normalizer)
         # padding and one extra column stand in as infinities, as the lone input's do

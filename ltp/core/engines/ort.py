@@ -40,7 +40,7 @@ from torch.profiler import record_function
 
 from ltp.core.attention import attend_first, attend_inputs
 from ltp.core.engines.base import Engine, EngineError
-from ltp.core.engines.graphs import FeedForward, GroupForward, Projection, Step, WholeForward
+from ltp.core.engines.graphs import FeedForward, GroupForward, Projection, Step, WholeForward, kept_counts
 from ltp.core.packing import first_rows, live_from_counts
 from ltp.core.quant import ORT_WEIGHT_LEVELS, quantize_weight
 
@@ -146,14 +146,13 @@ def scale_rows(model) -> int:
     return count
 
 
-def _run_calls(calls: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The whole forward of each (session, feed) (an input, or a group), one call each:
-    logits and kept counts."""
+def _run_calls(calls: list[tuple]) -> list[list[np.ndarray]]:
+    """The whole forward of each (session, feed) (an input, or a group), one call each: its
+    outputs (the logits first)."""
     out = []
     for session, feed in calls:
         with record_function(ORT_RANGE):
-            logits, kept = session.run(None, feed)
-        out.append((logits, kept))
+            out.append(session.run(None, feed))
     return out
 
 
@@ -176,9 +175,11 @@ def export_whole(model, folder: Path, groups: bool = True) -> tuple[Path, Path |
     (``WholeForward``: ids and type ids (n,)) and, with ``groups``, a group's
     (``GroupForward``: ids, type ids and mask (B, T))."""
     ids = torch.tensor([model.hf.config.pad_token_id or 0] * 7) + 5
-    lone = _export(WholeForward(model).eval(), {"ids": ids, "types": ids * 0},
-                   folder / "whole.onnx", ("logits", "kept"),
-                   {"ids": {0: "tokens"}, "types": {0: "tokens"}})
+    whole = WholeForward(model).eval()
+    kept = tuple(f"kept{i}" for i, prunes in enumerate(whole.prunes) if prunes)
+    lone = _export(whole, {"ids": ids, "types": ids * 0}, folder / "whole.onnx",
+                   ("logits", *kept), {"ids": {0: "tokens"}, "types": {0: "tokens"},
+                                       **{name: {0: name} for name in kept}})
     if not groups:
         return lone, None
     ids = torch.stack([ids, ids])
@@ -291,6 +292,8 @@ class OrtEngine(Engine):
         if self.model.pruning.strategy != "threshold":
             return None
         self._whole_thresholds = self.model.thresholds().detach().clone()
+        self._whole_prunes = [self.model._prunes(i, t) for i, t in
+                              enumerate(self._whole_thresholds[:-1])]
         lone, group = export_whole(self.model, folder, groups=self.group > 1)
         if self.threads > 1:
             lone, single = self._session(lone, session_options(self.threads, spinning=True),
@@ -345,10 +348,14 @@ class OrtEngine(Engine):
             done = list(run.pool.map(_run_calls, shares))
             outputs = [done[g % self.threads][g // self.threads] for g in range(len(calls))]
         logits = torch.empty(len(lengths), outputs[0][0].shape[-1])
-        kept = torch.empty(len(lengths), outputs[0][1].shape[-1], dtype=torch.long)
-        for members, (group_logits, group_kept) in zip(groups, outputs, strict=True):
+        kept = torch.empty(len(lengths), len(self._whole_prunes) + 1, dtype=torch.long)
+        for members, (group_logits, *group_kept) in zip(groups, outputs, strict=True):
             logits[members] = torch.from_numpy(group_logits).view(len(members), -1)
-            kept[members] = torch.from_numpy(group_kept).long().view(len(members), -1)
+            if len(members) == 1:  # the lone graph: the positions each pruning layer kept
+                kept[members[0]] = torch.tensor(
+                    kept_counts(lengths[members[0]], group_kept, self._whole_prunes))
+            else:
+                kept[members] = torch.from_numpy(group_kept[0]).long().view(len(members), -1)
         return logits, kept
 
     def _run(self, key: tuple[int, str], **inputs: torch.Tensor) -> list[torch.Tensor]:

@@ -2,7 +2,18 @@
 
 import json
 
-from ltp.bench.headline import BEGIN, END, ROWS, batch1, batch32, current, render, rewrite, service
+from ltp.bench.headline import (
+    BEGIN,
+    END,
+    ROWS,
+    batch1,
+    batch32,
+    current,
+    render,
+    rewrite,
+    same_engine,
+    service,
+)
 from ltp.cli.parser import main
 
 
@@ -28,6 +39,13 @@ def test_only_ltp_within_a_point_of_dense_fp32_counts():
     # within a point it is
     assert batch32(_runtimes(accuracy=0.841)).startswith("ltp-int8 150.0 seq/s, **2.50x**")
     assert "**0.40x**" in batch1(_runtimes(accuracy=0.841))
+
+
+def test_same_engine_figures_are_those_of_each_ort_row():
+    result = _runtimes()
+    result["rows"][2]["same_engine"] = {"speedup": 1.6, "efficiency": 0.83, "speedup_b1": 1.4,
+                                        "efficiency_b1": 0.72}
+    assert same_engine(result) == "ltp-fp32: batch 32 **1.60x** (efficiency 0.83), batch 1 1.40x (0.72)"
 
 
 def test_service_ratios_are_taken_within_each_repeat():
@@ -60,7 +78,10 @@ def test_the_table_reads_every_report_and_says_which_are_missing(tmp_path):
     assert "1.50x" in lines[2] and "| Some CPU |" in lines[2]
     assert "[runtimes-amazon-food.md](reports/runtimes-amazon-food.md)" in lines[2]
     missing = [line for line in lines[2:] if "not measured yet" in line]
-    assert len(missing) == len(ROWS) - 2  # only the runtimes report exists
+    # only the runtimes report exists: every row but its own is missing
+    own = sum(r.source == "reports/runtimes-amazon-food.json" for r in ROWS)
+    assert len(missing) == len(ROWS) - own == len(ROWS) - 3
+    assert "not in this run" in lines[4], "a runtimes report without the dense parent on our engine"
     assert "another run" not in lines[2]
 
 

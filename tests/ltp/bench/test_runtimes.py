@@ -32,9 +32,15 @@ def test_bench_runtimes_writes_a_report(capsys, tiny_artifact_dir, tiny_csv, tmp
         same, dense = rows[f"ltp-ort-{precision}"]["same_engine"], rows[f"dense-ort-{precision}"]
         ltp = rows[f"ltp-ort-{precision}"]
         assert same["speedup"] == pytest.approx(ltp["seq_per_s"] / dense["seq_per_s"])
-        assert same["x_relative_flops"] == pytest.approx(same["speedup"] * result["relative_flops"])
+        assert same["efficiency"] == pytest.approx(same["speedup"] * result["relative_engine_flops"])
+        assert same["efficiency_b1"] == pytest.approx(same["speedup_b1"] * result["relative_engine_flops"])
         assert same["speedup_b1"] == pytest.approx(dense["p50_latency_ms_b1"] / ltp["p50_latency_ms_b1"])
     assert all(r["same_engine"] is None for name, r in rows.items() if not name.startswith("ltp-ort-"))
+    # the dense parent on our engine is the same-engine reference, not a runtime a user
+    # would pick instead
+    assert not result["best_dense"].startswith("dense-")
+    assert not result["fastest_dense_b1"].startswith("dense-")
+    assert 0 < result["relative_engine_flops"] <= 1
     report = (out / f"runtimes-{tiny_csv.stem}.md").read_text()
     assert "| ltp-int8 |" in report and f"runtimes-{tiny_csv.stem}.png" in report
     assert (out / f"runtimes-{tiny_csv.stem}.png").stat().st_size > 1000

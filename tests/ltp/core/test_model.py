@@ -170,3 +170,15 @@ def test_single_layer_model():
     with torch.no_grad():
         torch.testing.assert_close(out.logits, hf(input_ids=ids, attention_mask=mask).logits,
                                    atol=1e-4, rtol=1e-4)
+
+
+def test_unpruned_flops_are_those_of_the_forward_with_zero_thresholds(hf_model, batch):
+    """What the engine runs for a dense parent (thresholds 0, the last layer's classifier
+    query alone) is the denominator of LTP's efficiency on that engine."""
+    ids, mask = batch
+    pruned = run(LTPModel(hf_model, pruning_half()).eval(), ids, mask, "compact")
+    unpruned = run(LTPModel(hf_model, PruningConfig(num_layers=3, final_threshold=0.0)).eval(),
+                   ids, mask, "compact")
+    assert torch.equal(pruned.model_flops_unpruned, unpruned.model_flops)
+    assert (pruned.model_flops < pruned.model_flops_unpruned).all()
+    assert (pruned.model_flops_unpruned < pruned.model_flops_dense).all()
