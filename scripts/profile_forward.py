@@ -56,30 +56,47 @@ def profile(path: str, dataset: str, singles: int, batched: int, threads: int) -
     return rows
 
 
-def ort_operators(path: str, dataset: str, count: int, label: str = "ltp") -> list[dict]:
-    """ONNX Runtime's profile of the whole-forward graph (fp32 and int8) of the artifact at
-    ``path`` on one thread over ``count`` inputs: milliseconds per input by operator type,
-    and the wall time per input; each row named by ``label``."""
+def whole_sessions(model, folder: Path, profile: bool = False) -> dict[str, tuple[object, int]]:
+    """The ort engine's one-input whole-forward graph of ``model``, fp32 and int8, each as an
+    ONNX Runtime session on one thread (profiled into ``folder`` with ``profile``) and the
+    number of nodes in its graph."""
     import onnxruntime as ort
 
     from ltp.core.engines.ort import export_whole, quantize_graph, session_options
 
+    graph, _ = export_whole(model, folder, groups=False)
+    sessions = {}
+    for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
+        options = session_options(1)
+        if profile:
+            options.enable_profiling, options.profile_file_prefix = True, f"{folder}/{dtype}"
+        sessions[dtype] = (ort.InferenceSession(str(file), options,
+                                                providers=["CPUExecutionProvider"]),
+                           len(onnx.load(str(file)).graph.node))
+    return sessions
+
+
+def feed(session, ids: list[int]) -> dict[str, np.ndarray]:
+    """One input's token ids (and zero type ids, where the graph takes them)."""
+    names = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in (("ids", np.asarray(ids, dtype=np.int64)),
+                              ("types", np.zeros(len(ids), dtype=np.int64))) if k in names}
+
+
+def ort_operators(path: str, dataset: str, count: int, label: str = "ltp") -> list[dict]:
+    """ONNX Runtime's profile of the whole-forward graph (fp32 and int8) of the artifact at
+    ``path`` on one thread over ``count`` inputs: milliseconds per input by operator type,
+    and the wall time per input; each row named by ``label``."""
     artifact = load_artifact(path)
     encoded, _ = encode_split(artifact.tokenizer, dataset, "test", artifact.meta.max_length)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        graph, _ = export_whole(artifact.model, Path(tmp), groups=False)
-        for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
-            options = session_options(1)
-            options.enable_profiling, options.profile_file_prefix = True, f"{tmp}/{dtype}"
-            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-            names = {i.name for i in session.get_inputs()}
-            feeds = [{k: v for k, v in (("ids", np.array(e.input_ids)),
-                                        ("types", np.zeros(len(e.input_ids), dtype=np.int64)))
-                      if k in names} for e in encoded[:count]]
+        for dtype, (session, graph_nodes) in whole_sessions(artifact.model, Path(tmp),
+                                                            profile=True).items():
+            feeds = [feed(session, e.input_ids) for e in encoded[:count]]
             start = time.perf_counter()
-            for feed in feeds:
-                session.run(None, feed)
+            for one in feeds:
+                session.run(None, one)
             wall = (time.perf_counter() - start) / len(feeds) * 1e3
             ops: Counter = Counter()
             nodes: Counter = Counter()
@@ -89,7 +106,7 @@ def ort_operators(path: str, dataset: str, count: int, label: str = "ltp") -> li
                     nodes[event["args"]["op_name"]] += 1 / len(feeds)
             rows.append({"model": label, "path": path, "dtype": dtype,
                          "wall_ms_per_input": wall, "kernel_ms_per_input": sum(ops.values()),
-                         "nodes": len(onnx.load(str(file)).graph.node),
+                         "nodes": graph_nodes,
                          "nodes_run_per_input": round(sum(nodes.values()), 1),
                          "operators_ms": dict(ops.most_common())})
     return rows
@@ -104,34 +121,26 @@ def call_costs(paths: dict[str, str], dataset: str, count: int = 20, rounds: int
     each of ``LENGTHS`` tokens, the models' calls in turns): the cost of a call of the
     fewest tokens (its floor: weights streamed, operators dispatched, whatever the tokens)
     and what each token adds on the way to 128 tokens."""
-    import onnxruntime as ort
-
-    from ltp.core.engines.ort import export_whole, quantize_graph, session_options
-
-    sessions, tmp = {}, tempfile.TemporaryDirectory()
+    sessions = {}
     for label, path in paths.items():
-        artifact, folder = load_artifact(path), Path(tmp.name) / label
-        folder.mkdir()
-        graph, _ = export_whole(artifact.model, folder, groups=False)
-        for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
-            sessions[label, dtype] = ort.InferenceSession(str(file), session_options(1),
-                                                          providers=["CPUExecutionProvider"])
+        artifact = load_artifact(path)
+        with tempfile.TemporaryDirectory() as tmp:  # the graphs are in memory once loaded
+            for dtype, (session, _) in whole_sessions(artifact.model, Path(tmp)).items():
+                sessions[label, dtype] = session
     encoded, _ = encode_split(artifact.tokenizer, dataset, "test", max(LENGTHS))
     ms: dict[tuple, dict[int, float]] = {key: {} for key in sessions}
     for n in LENGTHS:
         cut = [e.input_ids[:n - 1] + e.input_ids[-1:] for e in encoded if e.num_tokens >= n][:count]
-        feeds = [{"ids": np.asarray(ids), "types": np.zeros(len(ids), dtype=np.int64)} for ids in cut]
+        feeds = {key: [feed(session, ids) for ids in cut] for key, session in sessions.items()}
         best = {key: float("inf") for key in sessions}
         for _ in range(rounds + 1):  # the first round warms each shape up
             for key, session in sessions.items():
-                names = {i.name for i in session.get_inputs()}
                 start = time.perf_counter()
-                for feed in feeds:
-                    session.run(None, {k: v for k, v in feed.items() if k in names})
-                best[key] = min(best[key], (time.perf_counter() - start) / len(feeds) * 1e3)
+                for one in feeds[key]:
+                    session.run(None, one)
+                best[key] = min(best[key], (time.perf_counter() - start) / len(cut) * 1e3)
         for key in sessions:
             ms[key][n] = best[key]
-    tmp.cleanup()
     low, high = LENGTHS[0], 128  # the floor of a call, and a typical review's length
     return {f"{label}-{dtype}": {"ms_by_tokens": by_n, "fixed_ms": by_n[low],
                                  "ms_per_token": (by_n[high] - by_n[low]) / (high - low)}
@@ -139,7 +148,7 @@ def call_costs(paths: dict[str, str], dataset: str, count: int = 20, rounds: int
 
 
 def call_cost_table(costs: dict) -> list[str]:
-    """Markdown: ms a call at each length, and the fitted fixed and per-token costs."""
+    """Markdown: ms a call at each length, its floor and what each token adds."""
     lines = ["| graph | " + " | ".join(f"{n} tokens" for n in LENGTHS) +
              " | floor ms | us a token to 128 |", "|---" * (len(LENGTHS) + 3) + "|"]
     for name, c in costs.items():

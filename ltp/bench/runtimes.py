@@ -28,7 +28,7 @@ import logging
 import statistics
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -157,9 +157,8 @@ def _unpruned_on_ort(path: str | Path, precision: str):
     """The artifact at ``path`` with every threshold at zero (a dense parent's already are),
     on the ort engine: its whole forward, nothing pruned, as the engine runs LTP models."""
     artifact = load_artifact(path)
-    with torch.no_grad():
-        artifact.model.threshold_base.zero_()
-        artifact.model.threshold_delta.zero_()
+    pruning = artifact.model.pruning
+    artifact.model.set_pruning(replace(pruning, final_threshold=0.0, delta=[0.0] * pruning.num_layers))
     artifact.model.set_engine("ort", precision=precision)
     return artifact
 

@@ -67,9 +67,10 @@ class Step(nn.Module):
 
 class WholeForward(nn.Module):
     """Token ids and type ids (n,) of one input, classifier token first -> its logits (1, C),
-    then, for each layer that prunes, the positions it kept (k,) among the rows it received
-    (``kept_counts`` turns them into the tokens kept after each layer). The counts come out
-    of the graph as the gathers' own index tensors, so they cost no operator."""
+    then, for each layer that prunes, the positions it kept (k,) among the rows it received,
+    named ``KEPT`` by layer (``kept_counts`` turns them into the tokens kept after each
+    layer). The counts come out of the graph as the gathers' own index tensors, so they cost
+    no operator."""
 
     def __init__(self, model) -> None:
         super().__init__()
@@ -136,15 +137,18 @@ class WholeForward(nn.Module):
         return (self.head(self.ffn[-1](ctx, rows[:1])), *kept)
 
 
-def kept_counts(tokens: int, kept: list, prunes: list[bool]) -> list[int]:
-    """The tokens kept after each layer of one input of ``tokens`` tokens, from the positions
-    each pruning layer kept (``WholeForward``'s outputs after the logits; ``prunes``: which of
-    the layers before the last prune): a layer that does not prune keeps what it received,
-    and the last keeps the classifier token alone."""
-    counts, positions = [], iter(kept)
-    for prunes_here in prunes:
-        if prunes_here:
-            tokens = len(next(positions))
+KEPT = "kept{}"  # the name of the output holding the positions layer {} kept
+
+
+def kept_counts(tokens: int, outputs: dict, layers: int) -> list[int]:
+    """The tokens kept after each of ``layers`` layers of one input of ``tokens`` tokens,
+    from ``WholeForward``'s outputs by name (``KEPT`` of each layer that prunes): a layer
+    without an output prunes nothing and keeps what it received, and the last keeps the
+    classifier token alone."""
+    counts = []
+    for layer in range(layers - 1):
+        kept = outputs.get(KEPT.format(layer))
+        tokens = tokens if kept is None else len(kept)
         counts.append(tokens)
     return [*counts, 1]
 

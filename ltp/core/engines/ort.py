@@ -40,7 +40,15 @@ from torch.profiler import record_function
 
 from ltp.core.attention import attend_first, attend_inputs
 from ltp.core.engines.base import Engine, EngineError
-from ltp.core.engines.graphs import FeedForward, GroupForward, Projection, Step, WholeForward, kept_counts
+from ltp.core.engines.graphs import (
+    KEPT,
+    FeedForward,
+    GroupForward,
+    Projection,
+    Step,
+    WholeForward,
+    kept_counts,
+)
 from ltp.core.packing import first_rows, live_from_counts
 from ltp.core.quant import ORT_WEIGHT_LEVELS, quantize_weight
 
@@ -176,7 +184,7 @@ def export_whole(model, folder: Path, groups: bool = True) -> tuple[Path, Path |
     (``GroupForward``: ids, type ids and mask (B, T))."""
     ids = torch.tensor([model.hf.config.pad_token_id or 0] * 7) + 5
     whole = WholeForward(model).eval()
-    kept = tuple(f"kept{i}" for i, prunes in enumerate(whole.prunes) if prunes)
+    kept = tuple(KEPT.format(i) for i, prunes in enumerate(whole.prunes) if prunes)
     lone = _export(whole, {"ids": ids, "types": ids * 0}, folder / "whole.onnx",
                    ("logits", *kept), {"ids": {0: "tokens"}, "types": {0: "tokens"},
                                        **{name: {0: name} for name in kept}})
@@ -214,12 +222,14 @@ def _check_room(folder: Path, model) -> None:
 class WholeSessions:
     """The sessions of the whole forward: a lone input's (every thread), one input's on one
     thread, a group's on one thread (None with groups of one), and the threads that run
-    inputs or groups side by side (None on one thread)."""
+    inputs or groups side by side (None on one thread); ``outputs``: the names of one input's
+    graph outputs (the logits, then ``KEPT`` of each layer that prunes)."""
 
     lone: object
     single: object
     group: object | None
     pool: ThreadPoolExecutor | None
+    outputs: tuple[str, ...] = ()
 
 
 class OrtEngine(Engine):
@@ -292,8 +302,6 @@ class OrtEngine(Engine):
         if self.model.pruning.strategy != "threshold":
             return None
         self._whole_thresholds = self.model.thresholds().detach().clone()
-        self._whole_prunes = [self.model._prunes(i, t) for i, t in
-                              enumerate(self._whole_thresholds[:-1])]
         lone, group = export_whole(self.model, folder, groups=self.group > 1)
         if self.threads > 1:
             lone, single = self._session(lone, session_options(self.threads, spinning=True),
@@ -307,7 +315,8 @@ class OrtEngine(Engine):
             group=(self._session(group, session_options(1), disabled=("SkipLayerNormFusion",))
                    if group is not None else None),
             pool=ThreadPoolExecutor(self.threads, thread_name_prefix="ltp-ort")
-            if self.threads > 1 else None)
+            if self.threads > 1 else None,
+            outputs=tuple(o.name for o in single.get_outputs()))
 
     def groups(self, lengths: list[int]) -> list[list[int]]:
         """The inputs of a batch (by index) in groups of similar length, each of at most
@@ -348,13 +357,14 @@ class OrtEngine(Engine):
             done = list(run.pool.map(_run_calls, shares))
             outputs = [done[g % self.threads][g // self.threads] for g in range(len(calls))]
         logits = torch.empty(len(lengths), outputs[0][0].shape[-1])
-        kept = torch.empty(len(lengths), len(self._whole_prunes) + 1, dtype=torch.long)
+        kept = torch.empty(len(lengths), self.encoder.num_layers, dtype=torch.long)
         for members, (group_logits, *group_kept) in zip(groups, outputs, strict=True):
             logits[members] = torch.from_numpy(group_logits).view(len(members), -1)
-            if len(members) == 1:  # the lone graph: the positions each pruning layer kept
-                kept[members[0]] = torch.tensor(
-                    kept_counts(lengths[members[0]], group_kept, self._whole_prunes))
-            else:
+            if len(members) == 1:  # one input's graph: the positions each pruning layer kept
+                kept[members[0]] = torch.tensor(kept_counts(
+                    lengths[members[0]], dict(zip(run.outputs[1:], group_kept, strict=True)),
+                    self.encoder.num_layers))
+            else:  # a group's graph: its kept counts (B, L)
                 kept[members] = torch.from_numpy(group_kept[0]).long().view(len(members), -1)
         return logits, kept
 
