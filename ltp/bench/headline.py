@@ -196,7 +196,7 @@ def render(root: str | Path = ".", rows: tuple[Row, ...] = ROWS) -> str:
         figure = row.figure(data)
         others = [_bold(row.figure(_read(p))) for p in sorted(root.glob(row.repeats or "-"))]
         if others:
-            figure += f"; another run{'s' * (len(others) > 1)}: {', '.join(others)}"
+            figure += f"; {'other runs' if len(others) > 1 else 'another run'}: {', '.join(others)}"
         lines.append(f"| {row.what} | {figure} | {cpu} | [{_label(row.link)}]({row.link}) |")
     return "\n".join(lines)
 
