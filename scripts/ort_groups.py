@@ -1,12 +1,12 @@
-"""How many inputs of similar length one whole-forward call of the ort engine should take
-(``OrtEngine(group=...)``): seq/s of batches of 32 (length-sorted, as ``ltp bench-runtimes``
-times them) per group size and precision, timed in turns
-within one process (a lone input runs the one-input graph whatever the group); with the
-accuracy, kept counts (input x layer) and labels each group size gives against group 1 on every input
-timed. Writes a markdown table and its JSON.
+"""How many inputs one whole-forward call of the ort engine should take, packed one after
+another (``OrtEngine(group=...)``, ``PackedForward``): seq/s of batches of 32 (length-sorted,
+as ``ltp bench-runtimes`` times them) per group size and precision (``int8-rows``: int8 with
+activations per row), timed in turns within one process (a lone input runs the one-input
+graph whatever the group); with the accuracy, kept counts (input x layer) and labels each
+group size gives against group 1 on every input timed. Writes a markdown table and its JSON.
 
     python scripts/ort_groups.py models/reviews-minilm-ltp --dataset amazon-food \
-        --out reports/ort-groups-amazon-food
+        --precisions fp32,int8,int8-rows --out reports/ort-groups-amazon-food
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def measure(path: str, dataset: str, precisions: list[str], groups: list[int], c
         placed = artifact.batches(encoded[:count], 32)
         batches = [b for _, b in placed]
         truth = torch.tensor([labels[i] for index, _ in placed for i in index])
-        engines = {g: artifact.model.set_engine("ort", precision=precision, threads=threads, group=g)
+        dtype, _, rows_mode = precision.partition("-")
+        engines = {g: artifact.model.set_engine("ort", precision=dtype, threads=threads, group=g,
+                                                rows=rows_mode == "rows")
                    for g in groups}
 
         def batched(engine, batches=batches) -> list:
@@ -84,8 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
     parser.add_argument("--dataset", default="amazon-food")
-    parser.add_argument("--precisions", default="fp32,int8")
-    parser.add_argument("--groups", default="1,2,4,8,16")
+    parser.add_argument("--precisions", default="fp32,int8,int8-rows")
+    parser.add_argument("--groups", default="1,2,4,8")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)

@@ -64,7 +64,7 @@ def whole_sessions(model, folder: Path, profile: bool = False) -> dict[str, tupl
 
     from ltp.core.engines.ort import export_whole, quantize_graph, session_options
 
-    graph, _ = export_whole(model, folder, groups=False)
+    graph, _ = export_whole(model, folder)
     sessions = {}
     for dtype, file in (("fp32", graph), ("int8", quantize_graph(graph))):
         options = session_options(1)

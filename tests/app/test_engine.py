@@ -128,9 +128,11 @@ def test_auto_batch_size_follows_the_engines(models_dir):
     from app.loading import batch_size
     from app.settings import LARGE_BATCH, SMALL_BATCH
 
-    ort_model = load_artifact(models_dir / "tiny-ltp", engine="ort")
+    # int8 runs one input a call (fp32 packs several: ltp.core.engines.ort.GROUP)
+    ort_model = load_artifact(models_dir / "tiny-ltp", engine="ort", dtype="int8")
     eager = load_artifact(models_dir / "tiny-ltp")
     assert batch_size({"a": ort_model}) == SMALL_BATCH  # one input a call: batching buys nothing
+    assert batch_size({"a": load_artifact(models_dir / "tiny-ltp", engine="ort")}) == LARGE_BATCH
     assert batch_size({"a": ort_model, "b": eager}) == LARGE_BATCH
     ort_model.model.set_engine("ort", group=3)
     assert batch_size({"a": ort_model}) == LARGE_BATCH, "groups of inputs gain from batches"

@@ -9,12 +9,11 @@ Written in torch with the same formulas as the layer loop (``LTPModel._run_compa
 ``ltp.core.scoring``) and exported once per model: thresholds and which layers prune are
 constants of the graph. ``WholeForward`` takes one input a call, so no padding and no
 masks: attention is each input over its own tokens, as the eager engine computes it.
-``GroupForward`` takes a right-padded group of inputs of similar length: ONNX Runtime's
-cost between operators, paid once a call, is shared by the group, and its matrix
-multiplies get more rows; masks keep each input's attention, scores and keep rule its own,
-and each pruning layer gathers every input's kept tokens to the front, cut to the group's
-longest. Only the threshold rule (``strategy="threshold"``) runs this way; top-k models run
-layer by layer.
+``PackedForward`` takes several inputs, each its own graph input, packed one after another:
+every matrix multiply, LayerNorm and GELU runs once over all their rows (each weight read
+once a call for all of them, and no padding), attention, scores and keep rule input by
+input over its own rows. Only the threshold rule (``strategy="threshold"``) runs this way;
+top-k models run layer by layer.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ class Step(nn.Module):
 class WholeForward(nn.Module):
     """Token ids and type ids (n,) of one input, classifier token first -> its logits (1, C),
     then, for each layer that prunes, the positions it kept (k,) among the rows it received,
-    named ``KEPT`` by layer (``kept_counts`` turns them into the tokens kept after each
+    named ``KEPT`` by layer (``packed_counts`` turns them into the tokens kept after each
     layer). The counts come out of the graph as the gathers' own index tensors, so they cost
     no operator."""
 
@@ -140,79 +139,63 @@ class WholeForward(nn.Module):
 KEPT = "kept{}"  # the name of the output holding the positions layer {} kept
 
 
-def kept_counts(tokens: int, outputs: dict, layers: int) -> list[int]:
-    """The tokens kept after each of ``layers`` layers of one input of ``tokens`` tokens,
-    from ``WholeForward``'s outputs by name (``KEPT`` of each layer that prunes): a layer
-    without an output prunes nothing and keeps what it received, and the last keeps the
+def packed_counts(lengths: list[int], outputs: dict, layers: int) -> list[list[int]]:
+    """The tokens kept after each of ``layers`` layers by each input of ``lengths`` tokens
+    run packed in one call (``PackedForward``; a lone input is one of one), from the graph's
+    outputs by name: ``KEPT`` of a layer holds the rows it kept among the rows it received,
+    every input's one after another, so an input's count is how many fall in its own span. A
+    layer without an output prunes nothing and keeps what it received; the last keeps the
     classifier token alone."""
-    counts = []
+    import numpy as np
+
+    sizes, counts = list(lengths), []
     for layer in range(layers - 1):
         kept = outputs.get(KEPT.format(layer))
-        tokens = tokens if kept is None else len(kept)
-        counts.append(tokens)
-    return [*counts, 1]
+        if kept is not None:
+            edges = np.cumsum([0, *sizes])
+            sizes = np.diff(np.searchsorted(kept, edges)).tolist()
+        counts.append(sizes)
+    return [[*(layer[g] for layer in counts), 1] for g in range(len(lengths))]
 
 
-class GroupForward(WholeForward):
-    """Token ids, type ids and attention mask (B, T) of right-padded inputs, classifier token
-    first -> logits (B, C) and the tokens kept after each layer (B, L) as floats; each input's
-    figures are those ``WholeForward`` gives it alone."""
+class PackedForward(WholeForward):
+    """Token ids and type ids of ``inputs`` inputs, each its own graph input (``ids{g}``,
+    ``types{g}``: (n_g,)) -> their logits (G, C), then, for each layer that prunes, the rows
+    it kept among the rows it received, every input's one after another (``packed_counts``
+    turns them into each input's counts). Each input's figures are those ``WholeForward``
+    gives it alone: only row-wise parts run packed, and attention, scores and keep rule see
+    one input's rows at a time."""
 
-    def _scores_of(self, received: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-        """The scores of ``WholeForward._kept`` for each row of (B, T), over its live tokens."""
-        if not self.median:
-            return received / (self.heads * self.normalizer)
-        # padding and one extra column stand in as infinities, as the lone input's do
-        rest = torch.cat([received[:, 1:].masked_fill(~live[:, 1:], float("inf")),
-                          received[:, :1] * 0 + float("inf")], dim=1)
-        ranked = torch.topk(rest, rest.shape[1], dim=1, largest=False).values  # ascending
-        k = (live.sum(dim=1, keepdim=True) // 2).clamp_min(1) - 1  # the lower median's place
-        median = ranked.gather(1, k).clamp_min(1e-12)  # (B, 1)
-        return received / (median * self.normalizer)
+    def __init__(self, model, inputs: int) -> None:
+        super().__init__(model)
+        self.inputs = inputs
 
-    def _attend_masked(self, q, k, v, live):
-        """(B, H, nq, dh) scaled queries, (B, H, n, dh), live keys (B, n) -> context
-        (B, nq, d) and probabilities (B, H, nq, n), zero on padded keys."""
-        bias = (~live).float()[:, None, None, :] * -1e30
-        probs = torch.softmax(torch.matmul(q, k.transpose(2, 3)) + bias, dim=-1)
-        ctx = torch.matmul(probs, v).transpose(1, 2)
-        return ctx.reshape(ctx.shape[0], ctx.shape[1], self.width), probs
-
-    def _split_group(self, qkv: torch.Tensor):
-        """(B, n, 3d) -> q, k, v (B, H, n, dh)."""
-        b = qkv.shape[0]
-        heads = qkv.view(b, qkv.shape[1], 3 * self.heads, self.width // self.heads).transpose(1, 2)
-        return heads.split(self.heads, dim=1)
-
-    def forward(self, ids: torch.Tensor, types: torch.Tensor, mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        live = mask > 0
-        rows = self.embed(ids, types) * live[:, :, None].float()  # (B, T, d), padding at 0
+    def forward(self, *feeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        parts = [self.embed(feeds[2 * g][None], feeds[2 * g + 1][None])[0]
+                 for g in range(self.inputs)]
+        sizes = [part.shape[0] for part in parts]  # each input's rows, traced from its shape
+        rows = torch.cat(parts)  # (N, d)
         kept = []
         for i, threshold in enumerate(self.thresholds):
-            q, k, v = self._split_group(self.qkv[i](rows))
-            ctx, probs = self._attend_masked(q, k, v, live)
+            ctxs, index, start = [], [], 0
+            for g, qkv in enumerate(self.qkv[i](rows).split(sizes)):
+                ctx, probs = self._attend(*self._split(qkv))
+                if self.prunes[i]:
+                    keep = self._kept(probs.sum(dim=(0, 1)), threshold)
+                    index.append(keep + start)  # its place among every input's rows
+                    start, sizes[g] = start + sizes[g], keep.shape[0]
+                ctxs.append(ctx)
+            ctx = torch.cat(ctxs)
             if self.prunes[i]:
-                # attention received from live queries, summed over heads: (B, T)
-                received = torch.matmul(live.float()[:, None, :], probs.sum(dim=1))[:, 0]
-                keep = (self._scores_of(received, live) >= threshold) & live
-                keep = torch.cat([torch.ones_like(keep[:, :1]), keep[:, 1:]], dim=1)
-                # kept tokens first, in their order: the top of keep * 2T - position
-                place = torch.ones_like(keep[0], dtype=torch.long).cumsum(0) - 1  # 0, 1, ... (T,)
-                width = place.shape[0]
-                order = torch.topk(keep.long() * (2 * width) - place, width, dim=1).indices
-                count = keep.sum(dim=1)
-                cols = (place < count.max()).nonzero().squeeze(1)  # the longest's kept
-                order = order.index_select(1, cols)  # (B, K)
-                b, n = order.shape[0], order.shape[1]
-                flat = (order + (torch.ones_like(count).cumsum(0) - 1)[:, None] * width).reshape(-1)
-                ctx = ctx.reshape(-1, self.width).index_select(0, flat).view(b, n, self.width)
-                rows = rows.reshape(-1, self.width).index_select(0, flat).view(b, n, self.width)
-                live = place.index_select(0, cols)[None, :] < count[:, None]
-            rows = self.ffn[i](ctx, rows) * live[:, :, None].float()  # padded rows held at 0
-            kept.append(live.sum(dim=1).float())
-        q, k, v = self._split_group(self.qkv[-1](rows))
-        ctx, _ = self._attend_masked(q[:, :, :1], k, v, live)  # each classifier token's query
-        kept.append(live[:, 0].float())
-        cls = self.ffn[-1](ctx[:, 0], rows[:, 0])
-        return self.head(cls), torch.stack(kept, dim=1)
+                index = torch.cat(index)
+                ctx, rows = ctx.index_select(0, index), rows.index_select(0, index)
+                kept.append(index)
+            rows = self.ffn[i](ctx, rows)
+        ctxs, firsts, start = [], [], 0
+        for g, qkv in enumerate(self.qkv[-1](rows).split(sizes)):
+            q, k, v = self._split(qkv)
+            ctxs.append(self._attend(q[:, :1], k, v)[0])  # its classifier token's query alone
+            firsts.append(torch.as_tensor(start))
+            start = start + sizes[g]
+        cls = rows.index_select(0, torch.stack(firsts))
+        return (self.head(self.ffn[-1](torch.cat(ctxs), cls)), *kept)

@@ -11,10 +11,10 @@ rule stay in torch, so pruning stacks with ONNX Runtime's kernels and keep decis
 taken as on every engine.
 
 A threshold model runs instead as one graph from token ids to logits (``whole``,
-``ltp.core.engines.graphs``): each input as ``WholeForward``, a batch's inputs side by side
-on the threads, one a call; with ``group`` above 1 (an option, slower here:
-reports/ort-groups-amazon-food.md), a batch in groups of that many inputs of similar length
-as ``GroupForward``. The layer loop above serves top-k models and token tracking.
+``ltp.core.engines.graphs``): a lone input as ``WholeForward``, a batch side by side on the
+threads in calls of up to ``group`` inputs packed one after another (``PackedForward``:
+each weight read once a call for all of them; one input a call where ``group`` is 1). The
+layer loop above serves top-k models and token tracking.
 
 The graphs are built when the engine is made (``build_seconds`` says how long), one at a
 time under the temporary directory, each removed once loaded; embeddings and the head of
@@ -43,11 +43,11 @@ from ltp.core.engines.base import Engine, EngineError
 from ltp.core.engines.graphs import (
     KEPT,
     FeedForward,
-    GroupForward,
+    PackedForward,
     Projection,
     Step,
     WholeForward,
-    kept_counts,
+    packed_counts,
 )
 from ltp.core.packing import first_rows, live_from_counts
 from ltp.core.quant import ORT_WEIGHT_LEVELS, quantize_weight
@@ -58,7 +58,10 @@ ORT_RANGE = "ort::run"  # the profiler range of one session call
 # int8 activations per call by default; per row (``scale_rows``) is an option, closer to
 # fp32 and slower (reports/ort-rows-amazon-food)
 ROWS = False
-GROUP = 1  # inputs of similar length a whole-forward call takes at most (reports/ort-groups-*)
+# inputs a whole-forward call of a batch takes at most, by precision (reports/ort-groups-*):
+# packed fp32 calls are faster; in int8 per call one activation range would span the
+# inputs packed together, so an input's answer would depend on its neighbours
+GROUP = {"fp32": 8, "int8": 1}
 
 
 def _export(module: nn.Module, inputs: dict[str, torch.Tensor], path: Path,
@@ -178,27 +181,25 @@ def session_options(threads: int, spinning: bool = False):
     return options
 
 
-def export_whole(model, folder: Path, groups: bool = True) -> tuple[Path, Path | None]:
+def export_whole(model, folder: Path, group: int = 1) -> tuple[Path, Path | None]:
     """The whole pruned forward of a threshold model as ONNX in ``folder``: one input's graph
-    (``WholeForward``: ids and type ids (n,)) and, with ``groups``, a group's
-    (``GroupForward``: ids, type ids and mask (B, T))."""
+    (``WholeForward``: ids and type ids (n,)) and, with ``group`` above 1, the graph of that
+    many inputs packed (``PackedForward``: ``ids{g}`` and ``types{g}`` of each)."""
     ids = torch.tensor([model.hf.config.pad_token_id or 0] * 7) + 5
     whole = WholeForward(model).eval()
     kept = tuple(KEPT.format(i) for i, prunes in enumerate(whole.prunes) if prunes)
     lone = _export(whole, {"ids": ids, "types": ids * 0}, folder / "whole.onnx",
                    ("logits", *kept), {"ids": {0: "tokens"}, "types": {0: "tokens"},
                                        **{name: {0: name} for name in kept}})
-    if not groups:
+    if group == 1:
         return lone, None
-    ids = torch.stack([ids, ids])
-    mask = torch.ones_like(ids)
-    mask[1, 4:] = 0  # a padded input, so that the masks are traced as they run
-    by_group = {0: "inputs", 1: "tokens"}
-    group = _export(GroupForward(model).eval(), {"ids": ids, "types": ids * 0, "mask": mask},
-                    folder / "group.onnx", ("logits", "kept"),
-                    {"ids": by_group, "types": by_group, "mask": by_group,
-                     "logits": {0: "inputs"}, "kept": {0: "inputs"}})
-    return lone, group
+    feeds = {}
+    for g in range(group):  # inputs of unlike lengths, so that every size is traced
+        feeds[f"ids{g}"] = ids[:3 + g % 5]
+        feeds[f"types{g}"] = feeds[f"ids{g}"] * 0
+    packed = _export(PackedForward(model, group).eval(), feeds, folder / "packed.onnx",
+                     ("logits", *kept), {**{name: {0: name} for name in (*feeds, *kept)}})
+    return lone, packed
 
 
 def _check_room(folder: Path, model) -> None:
@@ -221,15 +222,17 @@ def _check_room(folder: Path, model) -> None:
 @dataclass(frozen=True)
 class WholeSessions:
     """The sessions of the whole forward: a lone input's (every thread), one input's on one
-    thread, a group's on one thread (None with groups of one), and the threads that run
-    inputs or groups side by side (None on one thread); ``outputs``: the names of one input's
-    graph outputs (the logits, then ``KEPT`` of each layer that prunes)."""
+    thread, a packed group's on one thread (None with groups of one), and the threads that
+    run inputs or groups side by side (None on one thread); ``outputs``: the names of the
+    graphs' outputs (the logits, then ``KEPT`` of each layer that prunes); ``inputs``: the
+    names one input's graph and the packed graph take (no type ids in some families)."""
 
     lone: object
     single: object
     group: object | None
     pool: ThreadPoolExecutor | None
     outputs: tuple[str, ...] = ()
+    inputs: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
 
 class OrtEngine(Engine):
@@ -238,13 +241,15 @@ class OrtEngine(Engine):
     devices = ("cpu",)
 
     def __init__(self, model, precision: str = "fp32", threads: int | None = None,
-                 group: int = GROUP, rows: bool = ROWS) -> None:
+                 group: int | None = None, rows: bool = ROWS) -> None:
         super().__init__(model)
         self.options = {"precision": precision, "threads": threads, "group": group, "rows": rows}
         if precision not in self.precisions:
             raise ValueError(f"the ort engine runs {self.precisions}, not {precision!r}")
+        group = GROUP[precision] if group is None else group
         if group < 1:
             raise ValueError(f"a group holds at least one input, not {group}")
+        self.options["group"] = group
         self.precision = precision
         self.threads = threads or torch.get_num_threads()
         self.group = group
@@ -298,25 +303,24 @@ class OrtEngine(Engine):
         operators (one input's operators are short: waking a sleeping pool for each cost
         more than the work; 6.5 ms against 7.5 ms without spinning and 8.8 ms on one thread
         here); a batch's inputs run side by side, one a thread, on sessions of one thread:
-        one input a call (``group`` 1), or groups of similar length as ``GroupForward``."""
+        one input a call (``group`` 1), or up to ``group`` a call packed as ``PackedForward``."""
         if self.model.pruning.strategy != "threshold":
             return None
         self._whole_thresholds = self.model.thresholds().detach().clone()
-        lone, group = export_whole(self.model, folder, groups=self.group > 1)
+        lone, group = export_whole(self.model, folder, self.group)
         if self.threads > 1:
             lone, single = self._session(lone, session_options(self.threads, spinning=True),
                                          session_options(1))
         else:
             lone = single = self._session(lone, session_options(1))
+        group = self._session(group, session_options(1)) if group is not None else None
         return WholeSessions(
-            lone=lone, single=single,
-            # ONNX Runtime's SkipLayerNormalization kernel (the residual Add and LayerNorm
-            # fused) took 3.5x the unfused pair on (B, T, d) rows here
-            group=(self._session(group, session_options(1), disabled=("SkipLayerNormFusion",))
-                   if group is not None else None),
+            lone=lone, single=single, group=group,
             pool=ThreadPoolExecutor(self.threads, thread_name_prefix="ltp-ort")
             if self.threads > 1 else None,
-            outputs=tuple(o.name for o in single.get_outputs()))
+            outputs=tuple(o.name for o in single.get_outputs()),
+            inputs=tuple(frozenset(i.name for i in s.get_inputs()) if s else frozenset()
+                         for s in (single, group)))
 
     def groups(self, lengths: list[int]) -> list[list[int]]:
         """The inputs of a batch (by index) in groups of similar length, each of at most
@@ -327,6 +331,23 @@ class OrtEngine(Engine):
         size = -(-len(order) // count)
         return [order[i:i + size] for i in range(0, len(order), size)]
 
+    def _feed(self, members: list[int], ids: torch.Tensor, types: torch.Tensor,
+              lengths: list[int]) -> dict[str, np.ndarray]:
+        """One call's feed: a lone input's ids and type ids, or a packed group's, each member
+        as ``ids{g}`` / ``types{g}``, the places past the last member filled by inputs of
+        the classifier token alone (the fewest operators, and never read back); only the
+        names the graph takes (some families have no type ids)."""
+        if len(members) == 1:
+            i = members[0]
+            pairs = {"ids": ids[i, :lengths[i]], "types": types[i, :lengths[i]]}
+            return {k: v.numpy() for k, v in pairs.items() if k in self._whole.inputs[0]}
+        feed = {}
+        for g in range(self.group):
+            i = members[min(g, len(members) - 1)]
+            n = lengths[i] if g < len(members) else 1
+            feed[f"ids{g}"], feed[f"types{g}"] = ids[i, :n].numpy(), types[i, :n].numpy()
+        return {k: v for k, v in feed.items() if k in self._whole.inputs[1]}
+
     def whole(self, input_ids, attention_mask, token_type_ids):
         if self._whole is None or not torch.equal(self.model.thresholds().detach(),
                                                   self._whole_thresholds):
@@ -334,38 +355,30 @@ class OrtEngine(Engine):
         run = self._whole
         types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
         lengths = attention_mask.sum(dim=1).tolist()
-        lone_names = {i.name for i in run.single.get_inputs()}  # no type ids in some families
         groups = self.groups(lengths) if len(lengths) > 1 else [[0]]
-        calls = []  # (session, feed) of each group
-        for members in groups:
-            n = max(lengths[i] for i in members)
-            if len(members) == 1:
-                i = members[0]
-                calls.append((run.lone if len(groups) == 1 else run.single,
-                              {k: v for k, v in (("ids", input_ids[i, :n].numpy()),
-                                                 ("types", types[i, :n].numpy()))
-                               if k in lone_names}))
-            else:
-                index = torch.tensor(members)
-                calls.append((run.group, {k: v[index, :n].numpy() for k, v in
-                                          (("ids", input_ids), ("types", types),
-                                           ("mask", attention_mask)) if k in lone_names | {"mask"}}))
+        calls = [(run.group if len(members) > 1 else run.lone if len(groups) == 1 else run.single,
+                  self._feed(members, input_ids, types, lengths)) for members in groups]
         if run.pool is None or len(calls) == 1:
             outputs = _run_calls(calls)
-        else:  # groups dealt round-robin to the threads, each running its share in turn
-            shares = [calls[i::self.threads] for i in range(self.threads)]
-            done = list(run.pool.map(_run_calls, shares))
-            outputs = [done[g % self.threads][g // self.threads] for g in range(len(calls))]
+        else:  # the calls shared out by their tokens, the largest first to the least loaded
+            shares, load = [[] for _ in range(self.threads)], [0] * self.threads
+            for c in sorted(range(len(calls)), key=lambda c: -sum(lengths[i] for i in groups[c])):
+                t = load.index(min(load))
+                shares[t].append(c)
+                load[t] += sum(lengths[i] for i in groups[c])
+            done = run.pool.map(_run_calls, [[calls[c] for c in share] for share in shares])
+            outputs = [None] * len(calls)
+            for share, results in zip(shares, done, strict=True):
+                for c, result in zip(share, results, strict=True):
+                    outputs[c] = result
         logits = torch.empty(len(lengths), outputs[0][0].shape[-1])
         kept = torch.empty(len(lengths), self.encoder.num_layers, dtype=torch.long)
-        for members, (group_logits, *group_kept) in zip(groups, outputs, strict=True):
-            logits[members] = torch.from_numpy(group_logits).view(len(members), -1)
-            if len(members) == 1:  # one input's graph: the positions each pruning layer kept
-                kept[members[0]] = torch.tensor(kept_counts(
-                    lengths[members[0]], dict(zip(run.outputs[1:], group_kept, strict=True)),
-                    self.encoder.num_layers))
-            else:  # a group's graph: its kept counts (B, L)
-                kept[members] = torch.from_numpy(group_kept[0]).long().view(len(members), -1)
+        for members, (call_logits, *call_kept) in zip(groups, outputs, strict=True):
+            logits[members] = torch.from_numpy(call_logits[:len(members)])
+            counts = packed_counts([lengths[i] for i in members],
+                                   dict(zip(run.outputs[1:], call_kept, strict=True)),
+                                   self.encoder.num_layers)
+            kept[members] = torch.tensor(counts)
         return logits, kept
 
     def _run(self, key: tuple[int, str], **inputs: torch.Tensor) -> list[torch.Tensor]:

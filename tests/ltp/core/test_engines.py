@@ -93,7 +93,7 @@ def test_rows_quantised_on_their_own_range_do_not_depend_on_the_others(tmp_path)
 
 
 @pytest.mark.parametrize("group", [1, 3, 8])
-def test_groups_of_similar_length_give_each_input_its_lone_figures(hf_model, group):
+def test_packed_groups_give_each_input_its_lone_figures(hf_model, group):
     from tests.conftest import padded_batch
 
     lengths = [5, 23, 9, 30, 17, 2, 12, 30, 8, 21]  # longer than the exported sample, and shorter
@@ -119,6 +119,28 @@ def test_groups_of_similar_length_give_each_input_its_lone_figures(hf_model, gro
     torch.testing.assert_close(logits, loop.logits, atol=1e-5, rtol=1e-5)
 
 
+def test_int8_rows_packed_give_each_input_its_lone_figures_and_per_call_runs_one_a_call(hf_model):
+    """Per row, an input's int8 answer does not depend on the inputs packed beside it; per
+    call, one activation range would span them, so int8 runs one input a call by default."""
+    from ltp.core.engines.ort import GROUP
+    from tests.conftest import padded_batch
+
+    lengths = [5, 23, 9, 30, 17, 2, 12]
+    ids, mask = padded_batch(hf_model.config.pad_token_id or 0, lengths=lengths, seed=5)
+    model = LTPModel(hf_model, pruning_half()).eval()
+    engine = model.set_engine("ort", precision="int8", threads=1, group=4, rows=True)
+    with torch.no_grad():
+        logits, kept = engine.whole(ids, mask, None)
+        alone = [engine.whole(ids[i:i + 1, :n], mask[i:i + 1, :n], None)
+                 for i, n in enumerate(lengths)]
+    assert max(map(len, engine.groups(lengths))) > 1, "inputs ran packed"
+    assert torch.equal(kept, torch.cat([k for _, k in alone]))
+    torch.testing.assert_close(logits, torch.cat([lg for lg, _ in alone]), atol=1e-5, rtol=1e-5)
+    assert GROUP["int8"] == 1 and GROUP["fp32"] > 1
+    assert model.set_engine("ort", precision="int8").describe()["group"] == 1
+    assert model.set_engine("ort", precision="fp32").describe()["group"] == GROUP["fp32"]
+
+
 def test_a_group_is_at_least_one_input():
     from tests.conftest import tiny_classifier
 
@@ -139,3 +161,16 @@ def test_too_little_room_for_the_graphs_is_said_plainly(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 2**10, 2**10))
     with pytest.raises(EngineError, match="MiB free: give it more room"):
         model.set_engine("ort")
+
+
+def test_packed_counts_give_each_input_the_rows_that_fall_in_its_span():
+    import numpy as np
+
+    from ltp.core.engines.graphs import KEPT, packed_counts
+
+    # inputs of 3 and 5 rows, then a filler input's row (8) that no count may take
+    outputs = {KEPT.format(1): np.array([0, 2, 3, 4, 6, 8]),  # 2 of the first, 3 of the second
+               KEPT.format(3): np.array([0, 2, 3, 5])}  # of rows 0-1 and 2-4: 1 and 2
+    assert packed_counts([3, 5], outputs, 5) == [[3, 2, 2, 1, 1], [5, 3, 3, 2, 1]]
+    assert packed_counts([3], {KEPT.format(1): np.array([1])}, 3) == [[3, 1, 1]]
+    assert packed_counts([4, 2], {}, 3) == [[4, 4, 1], [2, 2, 1]], "nothing pruned"
