@@ -97,6 +97,7 @@ def model_card(recipe, artifact: Artifact, sizes: dict) -> str:
                   f"| split | {heading} |", "|---|---|",
                   *(f"| {s} | {_figure(ev[s], key, pct)} |" for s in ("dev", "test"))]
         lines += _training_section(prov.get("training", {}))
+        lines += _precision_section(meta.eval.get("precision"), heading)
         lines += _baselines_section(meta.eval, kind, ev["test"], None)
         return "\n".join(lines) + "\n"
     ltp_eval, dense = meta.eval["ltp"], meta.eval.get("dense_parent") or {}
@@ -145,7 +146,7 @@ def _seeds_section(seeds: dict | None, heading: str, pct: bool) -> list[str]:
 
 
 def _precision_section(table: dict | None, heading: str) -> list[str]:
-    """The dev figure of the pruned model per precision (what ``--dtype auto`` chooses from)."""
+    """The dev figure of the model per precision (what ``--dtype auto`` chooses from)."""
     if not table:
         return []
     lines = ["", "Precision (dev split; `ltp serve --dtype auto` serves the fastest within "

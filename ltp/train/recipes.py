@@ -229,10 +229,11 @@ def build(path: str | Path, force: bool = False, allow_weak: bool = False,
     if estimate:
         artifact.meta.provenance["estimate"] = guess
     artifact.path = save_artifact(artifact, recipe.out_dir)
-    if recipe.prune is not None:  # the accuracy of each precision, for `ltp serve --dtype auto`
-        dev = artifact.meta.eval["ltp"]["dev"]  # fp32, measured by the build on the same split
-        artifact.meta.eval["precision"] = record_precisions(recipe.out_dir, data.dev,
-                                                            known={"fp32": precision_row(dev)})
+    # the accuracy of each precision, for `ltp serve --dtype auto`: a dense model is served
+    # too (a parent beside its LTP model); fp32 is the build's own dev figure, same split
+    dev = artifact.meta.eval["ltp" if recipe.prune is not None else "dense"]["dev"]
+    artifact.meta.eval["precision"] = record_precisions(recipe.out_dir, data.dev,
+                                                        known={"fp32": precision_row(dev)})
     (recipe.out_dir / "card.md").write_text(model_card(recipe, artifact, data.sizes()))
     log.info("built %s in %.0f s", recipe.out_dir, time.perf_counter() - start)
     if weak:

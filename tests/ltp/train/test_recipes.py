@@ -50,6 +50,11 @@ def test_build_runs_parent_then_ltp_and_writes_cards(tmp_path, tiny_base, tiny_c
     assert all(row["examples"] == 8 and row["accuracy"] * 8 == pytest.approx(round(row["accuracy"] * 8))
                for row in precision.values())
     assert "| fp32 |" in card and "--dtype auto" in card
+    # the dense parent is served too: its precisions are recorded by its own build
+    parent = json.loads((models / "toy" / "ltp.json").read_text())["eval"]
+    assert parent["precision"].keys() == precision.keys()
+    assert parent["precision"]["fp32"]["accuracy"] == pytest.approx(parent["dense"]["dev"]["accuracy"])
+    assert "--dtype auto" in (models / "toy" / "card.md").read_text()
 
 
 def test_a_build_over_seeds_keeps_the_median_run_and_cards_them_all(tmp_path, tiny_base, tiny_csv):
