@@ -243,13 +243,12 @@ class OrtEngine(Engine):
     def __init__(self, model, precision: str = "fp32", threads: int | None = None,
                  group: int | None = None, rows: bool = ROWS) -> None:
         super().__init__(model)
-        self.options = {"precision": precision, "threads": threads, "group": group, "rows": rows}
         if precision not in self.precisions:
             raise ValueError(f"the ort engine runs {self.precisions}, not {precision!r}")
         group = GROUP[precision] if group is None else group
         if group < 1:
             raise ValueError(f"a group holds at least one input, not {group}")
-        self.options["group"] = group
+        self.options = {"precision": precision, "threads": threads, "group": group, "rows": rows}
         self.precision = precision
         self.threads = threads or torch.get_num_threads()
         self.group = group
@@ -361,11 +360,12 @@ class OrtEngine(Engine):
         if run.pool is None or len(calls) == 1:
             outputs = _run_calls(calls)
         else:  # the calls shared out by their tokens, the largest first to the least loaded
+            tokens = [sum(lengths[i] for i in members) for members in groups]
             shares, load = [[] for _ in range(self.threads)], [0] * self.threads
-            for c in sorted(range(len(calls)), key=lambda c: -sum(lengths[i] for i in groups[c])):
+            for c in sorted(range(len(calls)), key=tokens.__getitem__, reverse=True):
                 t = load.index(min(load))
                 shares[t].append(c)
-                load[t] += sum(lengths[i] for i in groups[c])
+                load[t] += tokens[c]
             done = run.pool.map(_run_calls, [[calls[c] for c in share] for share in shares])
             outputs = [None] * len(calls)
             for share, results in zip(shares, done, strict=True):
