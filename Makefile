@@ -125,29 +125,53 @@ perf: models bench-model
 	$(PY) -m ltp.bench.matrix models/reviews-minilm-ltp --dataset amazon-food \
 		> reports/bench-matrix-amazon-food.md
 
-# the CPU image: `docker build` where a Docker engine runs, else podman with the settings of
+# the image: `docker build` where a Docker engine runs, else podman with the settings of
 # deploy/podman (base image made locally, indexes and CA as build inputs; docs/deployment.md)
+#   IMAGE_TARGET=cpu    (default) or gpu: PyPI's CUDA torch wheel on the same base
 #   MODEL_SOURCE=copy   bake models/$(IMAGE_MODEL), already built (MODELS_DIR), into the image
 #   MODEL_SOURCE=build  train it from its recipe during the build (minutes; needs the datasets)
 #   MODEL_SOURCE=volume no model in the image: mount one at /app/models
 MODEL_SOURCE ?= copy
 IMAGE_MODEL  ?= reviews-minilm-ltp
 MODELS_DIR   ?= models
+IMAGE_TARGET ?= cpu
+# a Docker engine answers (its client alone is not enough)
+HAS_DOCKER = command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 image:
-	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
-		docker build --target cpu --build-arg MODEL_SOURCE=$(MODEL_SOURCE) \
+	@if $(HAS_DOCKER); then \
+		docker build --target $(IMAGE_TARGET) --build-arg MODEL_SOURCE=$(MODEL_SOURCE) \
 			--build-arg MODEL=$(IMAGE_MODEL) --build-context prebuilt=$(MODELS_DIR) \
-			-t ltp-serve:cpu$(if $(filter volume,$(MODEL_SOURCE)),-volume) . ; \
+			-t ltp-serve:$(IMAGE_TARGET)$(if $(filter volume,$(MODEL_SOURCE)),-volume) . ; \
 	else \
 		MODEL_SOURCE=$(MODEL_SOURCE) MODEL=$(IMAGE_MODEL) MODELS_DIR=$(MODELS_DIR) \
-			deploy/podman/build.sh; \
+			TARGET=$(IMAGE_TARGET) deploy/podman/build.sh; \
 	fi
 
-# the built image started and checked (tests/deploy/test_image.py; skipped without podman or
-# the image)
+# compose: the api and Prometheus (and Grafana where its image can be pulled): `docker compose`
+# where a Docker engine runs, else deploy/podman/compose.sh (the api image `make image` built,
+# Prometheus from Debian's package)
+compose-up:
+	@if $(HAS_DOCKER); then docker compose up -d --build; \
+	else deploy/podman/compose.sh up -d api prometheus; fi
+
+compose-down:
+	@if $(HAS_DOCKER); then docker compose --profile scale down; \
+	else deploy/podman/compose.sh down; deploy/podman/compose.sh -p ltpscale down; fi
+
+# the scale profile under load, with podman: three api replicas behind nginx, one of them
+# restarted (SIGTERM drain, then start) during 60 s of 16 closed-loop clients; every request
+# must be answered (reports/deploy/rolling-restart.json); the replicas and nginx stop after
+scale-test: setup
+	deploy/podman/compose.sh -p ltpscale up -d api-replica lb
+	$(PY) deploy/podman/rolling_restart.py --url http://127.0.0.1:8080 \
+		--replica ltpscale_api-replica_1 --out reports/deploy; \
+		status=$$?; deploy/podman/compose.sh -p ltpscale down; exit $$status
+
+# the built image started and checked, and compose brought up with it (tests/deploy/test_image.py,
+# test_compose.py; skipped without podman, podman-compose or the image)
 image-test: setup
 	LTP_IMAGE_TEST=1 MODELS_DIR=$(MODELS_DIR) IMAGE_MODEL=$(IMAGE_MODEL) \
-		$(PY) -m pytest tests/deploy/test_image.py -v -rs
+		$(PY) -m pytest tests/deploy/test_image.py tests/deploy/test_compose.py -v -rs
 
 clean:
 	rm -rf $(VENV) models/*/

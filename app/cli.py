@@ -42,8 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> dict:
     import uvicorn
 
     from app.main import create_app
+    from ltp.core.artifact import ArtifactError, resolve_device
 
     settings = settings_from_args(args)
+    try:  # a device that is not there stops here, in one line, before the server starts
+        resolve_device(settings.device)
+    except ArtifactError as exc:
+        raise SystemExit(f"ltp serve: {exc}; LTP_DEVICE=cpu (or --device cpu) serves on the CPU") from None
     if settings.log_json:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

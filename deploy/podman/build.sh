@@ -3,7 +3,8 @@
 #   MODEL_SOURCE  build | copy | volume (the Dockerfile's argument; default copy)
 #   MODEL         the artifact baked in (default reviews-minilm-ltp)
 #   MODELS_DIR    built artifacts for MODEL_SOURCE=copy (default models)
-#   IMAGE         tag (default ltp-serve:cpu, ltp-serve:cpu-volume for MODEL_SOURCE=volume)
+#   TARGET        cpu (default) or gpu
+#   IMAGE         tag (default ltp-serve:TARGET, ltp-serve:TARGET-volume for MODEL_SOURCE=volume)
 #   PIP_INDEX_URL the index of the build's pip (default: PyPI)
 #   TORCH_WHEELS  a folder holding the torch CPU wheel, served on loopback as the build's torch
 #                 index (default: this host's pip find-links, when it has the wheel); empty:

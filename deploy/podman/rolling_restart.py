@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import threading
 import time
@@ -23,14 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from loadtest.traffic import bodies_for, drive, texts_of  # noqa: E402
+from ltp.core.machine import cpu_name  # noqa: E402
 from tests.deploy.container import podman  # noqa: E402
-
-
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def healthy(name: str, timeout_s: float) -> float:

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from app.cli import build_parser, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +83,17 @@ def test_precision_names_without_torch_match_the_artifact_loader():
 
     assert config.PRECISIONS == artifact.PRECISIONS
     assert set(config.FLOAT_PRECISIONS) == set(artifact.DTYPES)
+
+
+def test_serve_on_a_device_that_is_not_there_stops_in_one_line(models_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a CUDA device")
+    done = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--models-dir", str(models_dir),
+                           "--default-model", "tiny-ltp", "--device", "cuda", "--port", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "ltp serve: device 'cuda' was asked for but no CUDA device is available; "
+        "LTP_DEVICE=cpu (or --device cpu) serves on the CPU"]

@@ -326,7 +326,10 @@ def test_dockerfile_cpu_path_installs_dependencies_before_the_code():
 
 def test_dockerfile_gpu_target_keeps_the_cuda_wheel_and_the_same_order():
     stages = dockerfile_stages()
-    gpu = stages["gpu"]
+    # the venv the gpu image runs is gpu-deps' (deps holds the CPU wheel the model is built with)
+    assert "COPY --from=gpu-deps /opt/venv /opt/venv" in stages["gpu"]
+    assert not any("--from=deps" in line for line in stages["gpu"])
+    gpu = [line for stage in stage_path(stages, "gpu-deps") for line in stages[stage]] + stages["gpu"]
     torch = [line for line in gpu if "pip install torch==" in line]
     assert len(torch) == 1 and "--index-url" not in torch[0]
     installs = [i for i, line in enumerate(gpu) if "pip install" in line]

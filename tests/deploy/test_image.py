@@ -3,12 +3,15 @@ non-root, read-only root, the compose file's memory limit, SIGTERM drain.
 
 Skipped where podman or the image is missing: CI does not build images (`make image` first,
 then `make image-test`). LTP_IMAGE names the image (default ltp-serve:cpu, MODEL_SOURCE=copy);
-ltp-serve:cpu-volume is checked with MODELS_DIR/IMAGE_MODEL mounted when it is built.
+ltp-serve:cpu-volume is checked with MODELS_DIR/IMAGE_MODEL mounted when it is built, and
+ltp-serve:gpu (`make image IMAGE_TARGET=gpu`) when it is built.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -26,6 +29,7 @@ from tests.deploy.container import (
 
 IMAGE = os.environ.get("LTP_IMAGE", "ltp-serve:cpu")
 VOLUME_IMAGE = os.environ.get("LTP_VOLUME_IMAGE", "ltp-serve:cpu-volume")
+GPU_IMAGE = os.environ.get("LTP_GPU_IMAGE", "ltp-serve:gpu")
 MODEL = os.environ.get("IMAGE_MODEL", "reviews-minilm-ltp")
 MODELS_DIR = Path(os.environ.get("MODELS_DIR", "models")).resolve()
 READY_TIMEOUT_S = 240
@@ -104,6 +108,54 @@ def test_volume_image_serves_the_mounted_model():
         c.wait_healthy(READY_TIMEOUT_S)
         r = httpx.post(f"{c.url}/classify", json={"inputs": TEXT}, timeout=30)
         assert r.status_code == 200 and r.json()["model"] == MODEL
+    finally:
+        c.remove()
+
+
+def _skip_without_gpu_image() -> None:
+    if why_no_image(GPU_IMAGE):
+        pytest.skip(why_no_image(GPU_IMAGE) + " (`make image IMAGE_TARGET=gpu`)")
+
+
+def test_gpu_image_carries_cuda_torch_with_its_libraries():
+    """The gpu target runs PyPI's CUDA wheel on the plain base: CUDA and cuDNN load from the
+    wheels inside the image, not from a CUDA base image."""
+    _skip_without_gpu_image()
+    probe = ("import json, torch; print(json.dumps([torch.version.cuda, "
+             "torch.backends.cudnn.version(), torch.cuda.is_available()]))")
+    out = podman("run", "--rm", "--entrypoint", "python", GPU_IMAGE, "-c", probe).stdout
+    cuda, cudnn, available = json.loads(out.strip().splitlines()[-1])
+    assert cuda and cudnn, (cuda, cudnn)
+    assert available == bool(shutil.which("nvidia-smi")), "a GPU only where the host has one"
+
+
+def test_gpu_image_without_a_gpu_says_so_and_exits():
+    """Started where there is no GPU (device cuda by default), it stops at start-up with the
+    reason, instead of serving on the CPU unasked or never becoming ready."""
+    _skip_without_gpu_image()
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this host has a GPU")
+    c = run_container(GPU_IMAGE, *HARDENED)
+    try:
+        code = podman("wait", c.id, timeout=READY_TIMEOUT_S).stdout.strip()
+        assert code != "0" and "no CUDA device is available" in c.logs(), (code, c.logs())
+    finally:
+        c.remove()
+
+
+def test_gpu_image_serves_on_the_cpu_the_cpu_images_answers(container: Container):
+    """With LTP_DEVICE=cpu the gpu image serves the same model as the cpu image, answer for
+    answer (its torch is the CUDA build of the same release)."""
+    _skip_without_gpu_image()
+    c = run_container(GPU_IMAGE, *HARDENED, env={"LTP_DEVICE": "cpu"})
+    try:
+        c.wait_healthy(READY_TIMEOUT_S)
+        body = {"inputs": [TEXT, "Stale and bitter."]}
+        got = httpx.post(f"{c.url}/classify", json=body, timeout=30)
+        want = httpx.post(f"{container.url}/classify", json=body, timeout=30)
+        assert got.status_code == 200, got.text
+        assert [r["label"] for r in got.json()["results"]] == [r["label"] for r in want.json()["results"]]
+        assert got.json()["model"] == want.json()["model"] == MODEL
     finally:
         c.remove()
 
