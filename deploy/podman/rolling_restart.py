@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from loadtest.traffic import bodies_for, drive, texts_of  # noqa: E402
@@ -34,6 +36,18 @@ def healthy(name: str, timeout_s: float) -> float:
     raise TimeoutError(name)
 
 
+def wait_answering(url: str, timeout_s: float) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--url", default="http://127.0.0.1:8080")
@@ -43,7 +57,15 @@ def main() -> int:
     p.add_argument("--restart-after", type=float, default=10.0)
     p.add_argument("--dataset", default="amazon-food")
     p.add_argument("--out", default="reports/deploy")
+    p.add_argument("--replicas", type=int, default=3, help="replicas of the service behind nginx")
+    p.add_argument("--ready-timeout", type=float, default=300.0)
     args = p.parse_args()
+    # every replica ready (they load their models side by side) and nginx answering, before
+    # any load: the run measures the restart, not the start-up
+    prefix = args.replica.rsplit("_", 1)[0]
+    for i in range(1, args.replicas + 1):
+        healthy(f"{prefix}_{i}", args.ready_timeout)
+    wait_answering(f"{args.url}/readyz", args.ready_timeout)
     events: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -65,7 +87,7 @@ def main() -> int:
               "after": (events["ready_s"], args.duration)}
     result = {
         "cpu": cpu_name(), "clients": args.clients, "duration_s": args.duration,
-        "replicas": 3, "restarted": args.replica, "events_s": events,
+        "replicas": args.replicas, "restarted": args.replica, "events_s": events,
         "requests": len(run.outcomes),
         "statuses": dict(Counter(str(o.status) for o in run.outcomes)),
         "by_phase": {name: dict(Counter(str(o.status) for o in run.outcomes if lo <= o.start < hi))
