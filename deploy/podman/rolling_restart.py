@@ -18,10 +18,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from loadtest.processes import wait_http  # noqa: E402
 from loadtest.traffic import bodies_for, drive, texts_of  # noqa: E402
 from ltp.core.machine import cpu_name  # noqa: E402
 from tests.deploy.container import podman  # noqa: E402
@@ -34,18 +33,6 @@ def healthy(name: str, timeout_s: float) -> float:
             return time.monotonic() - start
         time.sleep(0.5)
     raise TimeoutError(name)
-
-
-def wait_answering(url: str, timeout_s: float) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def main() -> int:
@@ -65,7 +52,7 @@ def main() -> int:
     prefix = args.replica.rsplit("_", 1)[0]
     for i in range(1, args.replicas + 1):
         healthy(f"{prefix}_{i}", args.ready_timeout)
-    wait_answering(f"{args.url}/readyz", args.ready_timeout)
+    wait_http(f"{args.url}/readyz", args.ready_timeout)
     events: dict[str, float] = {}
     t0 = time.monotonic()
 
