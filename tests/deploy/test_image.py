@@ -113,8 +113,8 @@ def test_volume_image_serves_the_mounted_model():
 
 
 def _skip_without_gpu_image() -> None:
-    if why_no_image(GPU_IMAGE):
-        pytest.skip(why_no_image(GPU_IMAGE) + " (`make image IMAGE_TARGET=gpu`)")
+    if why := why_no_image(GPU_IMAGE):
+        pytest.skip(why + " (`make image IMAGE_TARGET=gpu`)")
 
 
 def test_gpu_image_carries_cuda_torch_with_its_libraries():
