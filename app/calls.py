@@ -27,6 +27,7 @@ from app.errors import (
     PayloadTooLargeError,
     UnauthorizedError,
 )
+from app.middleware import RESERVATION
 from app.schemas import parse_json
 from ltp.core.artifact import Artifact
 
@@ -98,13 +99,16 @@ class Call:
             self.request.state.model = self._model[0]
         return self._model
 
-    async def run(self, model: str | None, items, truncate: bool, tokenize=None) -> Inference:
-        """Run ``items`` through the front; ``tokenize`` replaces the default tokenising."""
+    async def run(self, model: str | None, items, truncate: bool,
+                  direction: str = "right") -> Inference:
+        """Run ``items`` through the front, cut from ``direction`` where truncating."""
         resolved = self.model(model)
         watch = asyncio.ensure_future(_until_disconnect(self.request))
+        held = getattr(self.request.state, RESERVATION, None)  # from admission before parsing
         try:
             result = await self.front.infer(resolved, items, truncate, self.started,
-                                            self.deadline, disconnected=watch, tokenize=tokenize)
+                                            self.deadline, disconnected=watch,
+                                            direction=direction, reservation=held)
         finally:
             watch.cancel()
         self.request.state.model = result.model

@@ -58,7 +58,7 @@ from app.schemas import (
     validate,
 )
 from ltp.core.heads import ranked
-from ltp.core.text import encode, fixed_tokenizer
+from ltp.core.text import fixed_tokenizer
 
 router = APIRouter(tags=["TEI compatible"])
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
@@ -109,9 +109,7 @@ def _headers(result: Inference, total: float, items) -> dict[str, str]:
 async def _run(call: Call, items, truncate: bool | None, direction: str) -> Inference:
     """``items`` through the front, cut from TEI's truncation direction."""
     truncate = True if truncate is None else truncate
-    left = direction.lower() == "left" and truncate
-    return await call.run(None, items, truncate,
-                          tokenize=_left_truncating(call.front, items) if left else None)
+    return await call.run(None, items, truncate, direction=direction.lower())
 
 
 Answer = tuple[list, Inference, list]  # the body, the inference, the items it ran
@@ -208,14 +206,6 @@ async def vertex(request: Request, front: Front) -> Response:
     if answers:
         call.record(answers[-1][1])
     return json_response({"predictions": [body for body, _, _ in answers]})
-
-
-def _left_truncating(front, items):
-    """A tokenising function for ``items`` that cuts from the left, as TEI's ``Left``."""
-    artifact = front.default
-    texts, pairs = [a for a, _ in items], [b for _, b in items]
-    return lambda: encode(artifact.tokenizer, texts, pairs, artifact.meta.max_length,
-                          direction="left")
 
 
 @router.get("/info", response_model=Info, dependencies=[Authorized],

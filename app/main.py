@@ -104,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workers, threads = worker_plan(settings.workers, settings.threads, device,
                                        len(os.sched_getaffinity(0)))
         torch.set_num_threads(threads)  # before loading: engines size their thread pools by it
+        # each worker tokenises its own batch in its thread: no tokenizer thread pool beside
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         artifacts, app.state.precisions = load_models(settings, threads)
         # the event loop waits for the GIL while a worker runs Python between operators: a
         # shorter switch interval than the default 5 ms keeps that wait short

@@ -3,6 +3,7 @@ parsing, and the body size limit. Each answers with the service's error body."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from app.errors import PayloadTooLargeError, ServiceError, error_response
 log = logging.getLogger("app")
 # requests counted in ltp_requests_total and admitted before parsing; TEI's client posts to "/"
 INFERENCE_PATHS = ("/classify", "/predict", "/", "/invocations", "/rerank", "/vertex")
+RESERVATION = "admission_reservation"  # the key of an admitted request's hold in its state
 
 
 class ErrorGuard:
@@ -43,20 +45,34 @@ class ErrorGuard:
 class Admission:
     """Refuse inference requests at once while the backlog is over the wait limit: before
     routing, body parsing or tokenising, so that a refusal costs the event loop almost
-    nothing when it matters most. The handler checks again with the request's own deadline."""
+    nothing when it matters most. The handler checks again with the request's own deadline.
+
+    An admitted request holds the work its body is expected to bring (``Reservation``, put in
+    ``scope["state"]`` for the handler to release as it queues the request), then yields
+    once: requests that arrived with it are decided before any of them is parsed, so a burst
+    of arrivals gets its refusals first, not after the admitted requests' parsing."""
 
     def __init__(self, app, fastapi_app: FastAPI) -> None:
         self.app, self.state = app, fastapi_app.state
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] == "http" and scope["path"] in INFERENCE_PATHS
-                and scope["method"] == "POST" and getattr(self.state, "ready", False)):
-            try:
-                self.state.front.engine.check_admission()
-            except ServiceError as error:
-                self.state.metrics.record_request(None, error.status, error_type=error.type)
-                return await error_response(error)(scope, receive, send)
-        return await self.app(scope, receive, send)
+        if (scope["type"] != "http" or scope["path"] not in INFERENCE_PATHS
+                or scope["method"] != "POST" or not getattr(self.state, "ready", False)):
+            return await self.app(scope, receive, send)
+        front = self.state.front
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        try:
+            reservation = front.engine.admit_early(
+                front.settings.default_model, int(declared) if declared.isdigit() else 0)
+        except ServiceError as error:
+            self.state.metrics.record_request(None, error.status, error_type=error.type)
+            return await error_response(error)(scope, receive, send)
+        scope.setdefault("state", {})[RESERVATION] = reservation
+        try:
+            await asyncio.sleep(0)
+            return await self.app(scope, receive, send)
+        finally:
+            reservation.release()
 
 
 class BodyLimit:

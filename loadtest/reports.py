@@ -189,7 +189,18 @@ def overload_report(result: dict) -> str:
         f"{result['sequences_per_s']:.1f} | {_fmt(a['p50'])} / {_fmt(a['p95'])} / "
         f"{_fmt(a['p99'])} / {_fmt(a['max'])} | {_fmt(r['p50'])} / {_fmt(r['p99'])} | "
         f"{result['server_errors']} | {result['no_answer']} | {result['rss_mib_max']:.0f} |", "",
+        *_opening_lines(result.get("refused_after_opening_ms")),
         *_probe_lines(result.get("probe"))])
+
+
+def _opening_lines(later: dict | None) -> list[str]:
+    """Refusals after the opening second, when every client connects and sends at once
+    (runs recorded before it have none)."""
+    if not later:
+        return []
+    return ["Refused after the first second (all clients open their connections and send at "
+            f"once in it): p50 / p99 / max {_fmt(later['p50'])} / {_fmt(later['p99'])} / "
+            f"{_fmt(later['max'])} ms.", ""]
 
 
 def _probe_lines(probe: dict | None) -> list[str]:

@@ -8,12 +8,31 @@ from dataclasses import dataclass, field
 from ltp.core.text import Encoded
 
 
+@dataclass(frozen=True)
+class Text:
+    """A sequence as the request sent it, still to tokenise: the worker that runs its batch
+    tokenises it (``Backend.tokenize``), so the event loop never does. Until then the queue
+    orders and costs it by ``num_tokens``, an estimate from its characters."""
+
+    text: str
+    pair: str | None
+    truncate: bool
+    direction: str  # the side cut when truncating: "right" or "left"
+    num_tokens: int
+    index: int  # its place in the request, for an error message
+
+    @property
+    def chars(self) -> int:
+        return len(self.text) + len(self.pair or "")
+
+
 @dataclass
 class Entry:
-    """One tokenised sequence waiting for inference; resolved through ``future``."""
+    """One sequence waiting for inference (tokenised, or a ``Text`` until its batch runs);
+    resolved through ``future``."""
 
     model: str
-    encoded: Encoded
+    encoded: Encoded | Text
     enqueued_at: float
     deadline: float
     future: asyncio.Future
@@ -69,6 +88,7 @@ class SequenceResult:
     queue_seconds: float
     inference_seconds: float
     batch_size: int
+    tokenize_seconds: float = 0.0  # its share of its batch's tokenising
 
     @property
     def kept_tokens(self) -> int:
@@ -85,5 +105,10 @@ class BatchStats:
     size: int
     num_tokens: int
     padded_tokens: int
-    seconds: float
+    seconds: float  # the forward
     results: list[SequenceResult] = field(default_factory=list)
+    tokenize_seconds: float = 0.0
+    refused: list[tuple[Entry, Exception]] = field(default_factory=list)  # not computed
+    texts: int = 0  # sequences tokenised by the worker: how many, their characters, tokens
+    text_chars: int = 0
+    text_tokens: int = 0

@@ -1,4 +1,5 @@
-"""What a batch costs: seconds on one worker as a line in its tokens, learned while serving."""
+"""What a batch costs: seconds on one worker as a line in its tokens, and a text's tokens
+as a line in its characters, both learned while serving."""
 
 from __future__ import annotations
 
@@ -44,3 +45,29 @@ class CostModel:
             return 0.0
         batches = math.ceil(sequences / max_batch_size)
         return batches * self.per_batch_s + tokens * self.per_token_s
+
+
+class LengthModel:
+    """``tokens = 2 + ratio x characters`` for one model's tokenizer: what the queue orders
+    and costs a text by before the worker tokenises it.
+
+    The ratio is learned from the texts the workers tokenise, each batch weighted by
+    ``decay`` per newer one, so it follows the traffic's language and style. It starts at
+    one token per four characters, English prose under a WordPiece vocabulary."""
+
+    SPECIALS = 2  # [CLS] and [SEP], or <s> and </s>
+
+    def __init__(self, ratio: float = 0.25, decay: float = 0.99) -> None:
+        self.ratio, self.decay = ratio, decay
+        self._chars = self._tokens = 0.0
+
+    def tokens(self, chars: int) -> int:
+        return self.SPECIALS + math.ceil(self.ratio * chars)
+
+    def observe(self, chars: int, tokens: int, texts: int) -> None:
+        """Add one batch's tokenised texts: how many, their characters and tokens."""
+        d = self.decay
+        self._chars = d * self._chars + chars
+        self._tokens = d * self._tokens + max(0, tokens - self.SPECIALS * texts)
+        if self._chars > 0:
+            self.ratio = self._tokens / self._chars

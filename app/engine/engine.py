@@ -26,6 +26,18 @@ from app.memory import HeapTrimmer
 log = logging.getLogger(__name__)
 
 
+class Reservation:
+    """Work held for a request admitted before parsing; ``release`` once it is queued, or
+    when it ends without being queued (idempotent)."""
+
+    def __init__(self, policy: BatchPolicy, seconds: float) -> None:
+        self._policy, self._seconds = policy, seconds
+
+    def release(self) -> None:
+        self._policy.release(self._seconds)
+        self._seconds = 0.0
+
+
 class Engine:
     def __init__(self, backend: Backend, limits: QueueLimits,
                  on_batch: Callable[[BatchStats], None] | None = None,
@@ -87,6 +99,18 @@ class Engine:
             raise ShuttingDownError("the service is shutting down")
         self.policy.check_admission(time.monotonic(), deadline)
 
+    def admit_early(self, model: str, chars: int) -> Reservation:
+        """Admission before parsing: refuse now (429), or hold the expected work of a body
+        of ``chars`` characters for ``model`` until the request is queued or ends."""
+        self.check_admission()
+        max_length = self.backend.artifacts[model].meta.max_length
+        return Reservation(self.policy, self.policy.reserve(model, chars, max_length))
+
+    def estimate_tokens(self, model: str, chars: int) -> int:
+        """The tokens a text of ``chars`` characters is expected to have (before the worker
+        tokenises it), as the policy learns it."""
+        return self.policy.lengths[model].tokens(chars)
+
     def submit(self, entries: list[Entry], deadline: float | None = None) -> None:
         """Queue a request's sequences, all or none."""
         if not self._accepting:
@@ -144,10 +168,13 @@ class Engine:
             batch, batch_id = item
             stats = None
             try:
-                stats = self.backend.run(batch)
+                stats = self.backend.run(batch)  # tokenises first: some inputs may be refused
+                for entry, error in stats.refused:
+                    entry.resolve(error)
                 for entry, result in zip(batch.entries, stats.results, strict=True):
                     entry.resolve(result)
-                self._on_batch(stats)
+                if stats.results:
+                    self._on_batch(stats)
             except Exception as exc:  # a failed batch fails its requests, not the service
                 log.exception("batch of %d for %s failed", len(batch.entries), batch.model)
                 for entry in batch.entries:
@@ -158,9 +185,10 @@ class Engine:
                 self.trimmer.maybe_trim()
 
     def _batch_done(self, batch_id: int, stats: BatchStats | None) -> None:
-        if stats is not None:
-            self.policy.finished(batch_id, stats.num_tokens, stats.seconds)
-        else:
+        if stats is None:  # failed: nothing to learn from
             self.policy.finished(batch_id)
+            return
+        self.policy.finished(batch_id, stats.num_tokens, stats.tokenize_seconds + stats.seconds,
+                             (stats.texts, stats.text_chars, stats.text_tokens))
         self._slot_free.release()
         self._wake.set()

@@ -1,4 +1,4 @@
-"""The inference front: admission, tokenisation, enqueue, await the results.
+"""The inference front: limits, admission, enqueue, await the results.
 
 Every route (ours, the TEI- and Infinity-shaped ones) calls ``infer`` with plain texts and
 turns the ``Inference`` it returns into its own response shape: limits, admission, deadlines
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from app.engine.batch import Entry, SequenceResult
-from app.engine.engine import Engine
+from app.engine.batch import Entry, SequenceResult, Text
+from app.engine.engine import Engine, Reservation
 from app.errors import (
     ClientClosedError,
     DeadlineExceededError,
@@ -23,11 +23,7 @@ from app.errors import (
 )
 from app.settings import Settings
 from ltp.core.artifact import Artifact
-from ltp.core.text import Encoded, encode
 
-# Below this many characters a request is tokenised on the event loop (tens of microseconds);
-# longer ones go to a thread so they never stall other requests.
-INLINE_TOKENIZE_CHARS = 4096
 SHOWN_NAME_CHARS = 40  # of an unknown model name, in the error message
 
 
@@ -90,49 +86,40 @@ class InferenceFront:
             if len(text) + len(pair or "") > limit:
                 raise PayloadTooLargeError(f"an input is longer than {limit} characters")
 
-    def tokenize(self, artifact: Artifact, items: list[tuple[str, str | None]], truncate: bool,
-                 ) -> list[Encoded]:
-        texts = [t for t, _ in items]
-        pairs = [p for _, p in items]
-        max_length = artifact.meta.max_length
-        encoded = encode(artifact.tokenizer, texts, pairs, max_length=max_length,
-                         truncate=truncate)
-        too_long = [i for i, e in enumerate(encoded) if e.num_tokens > max_length]
-        if too_long:
-            raise PayloadTooLargeError(
-                f"input(s) {too_long} exceed the model's {max_length} tokens; send truncate=true")
-        return encoded
-
     async def infer(self, model: tuple[str, Artifact], items: list[tuple[str, str | None]],
                     truncate: bool, started: float, deadline: float,
-                    disconnected: Awaitable | None = None,
-                    tokenize: Callable[[], list[Encoded]] | None = None) -> Inference:
+                    disconnected: Awaitable | None = None, direction: str = "right",
+                    reservation: Reservation | None = None) -> Inference:
         """Classify ``items`` (text, optional second text) with ``model`` (as ``resolve``
-        returns it), within ``deadline``.
+        returns it), within ``deadline``, cutting from ``direction`` where truncating.
 
-        ``disconnected`` completes when the client goes; ``tokenize`` replaces the default
-        tokenising of ``items`` (TEI's left truncation). Admission with the request's deadline
-        is asked here, once, before paying for tokenising; the policy decides it again only as
-        it queues the sequences (``BatchPolicy.admit``, all or none).
+        ``disconnected`` completes when the client goes; ``reservation``, the work held for
+        the request since its admission before parsing, is released here. Admission with the request's
+        deadline is asked here, once; the policy decides it again only as it queues the
+        sequences (``BatchPolicy.admit``, all or none). The texts are queued as they came,
+        with the tokens the policy expects of them: the worker that runs their batch
+        tokenises them, so the event loop spends no time on it.
         """
         name, artifact = model
+        if reservation is not None:  # from here its sequences count themselves
+            reservation.release()
         self.check_limits(items)
         self.engine.check_admission(deadline)
-        t0 = time.perf_counter()
-        tokenize = tokenize or (lambda: self.tokenize(artifact, items, truncate))
-        if sum(len(t) + len(p or "") for t, p in items) <= INLINE_TOKENIZE_CHARS:
-            encoded = tokenize()  # cheaper than a thread hop
-        else:
-            encoded = await asyncio.to_thread(tokenize)
-        timings = Timings(tokenize_seconds=time.perf_counter() - t0)
+        max_length = artifact.meta.max_length
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        entries = [Entry(model=name, encoded=e, enqueued_at=now, deadline=deadline,
-                         future=loop.create_future(), loop=loop) for e in encoded]
+        entries = []
+        for index, (text, pair) in enumerate(items):
+            expected = self.engine.estimate_tokens(name, len(text) + len(pair or ""))
+            sequence = Text(text, pair, truncate, direction,
+                            min(expected, max_length) if truncate else expected, index)
+            entries.append(Entry(model=name, encoded=sequence, enqueued_at=now,
+                                 deadline=deadline, future=loop.create_future(), loop=loop))
         self.engine.submit(entries, deadline)
         results = await self._wait(entries, deadline, disconnected)
-        timings.queue_seconds = max(r.queue_seconds for r in results)
-        timings.inference_seconds = max(r.inference_seconds for r in results)
+        timings = Timings(tokenize_seconds=sum(r.tokenize_seconds for r in results),
+                          queue_seconds=max(r.queue_seconds for r in results),
+                          inference_seconds=max(r.inference_seconds for r in results))
         return Inference(name, artifact, results, timings)
 
     async def _wait(self, entries: list[Entry], deadline: float,

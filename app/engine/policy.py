@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from app.engine.cost import CostModel
+from app.engine.cost import CostModel, LengthModel
 from app.engine.queue import BucketQueue, Dropped, Queueable, QueueLimits
 from app.errors import DeadlineExceededError, OverloadedError
 
@@ -41,8 +41,10 @@ class BatchPolicy:
         self.limits, self.workers = limits, workers
         self.queues = {name: BucketQueue(limits) for name in models}
         self.costs = {name: CostModel() for name in models}
+        self.lengths = {name: LengthModel() for name in models}
         self._running: dict[int, tuple[str, float]] = {}  # batch id -> (model, expected end)
         self._ids = itertools.count()
+        self._reserved_s = 0.0  # requests admitted before parsing, not yet queued
 
     # -- state --------------------------------------------------------------------------
 
@@ -62,7 +64,23 @@ class BatchPolicy:
         work = sum(self.costs[name].seconds(len(q), q.num_tokens, size)
                    for name, q in self.queues.items())
         work += sum(max(0.0, end - now) for _, end in self._running.values())
-        return work / self.workers
+        return (work + self._reserved_s) / self.workers
+
+    def reserve(self, model: str, chars: int, max_tokens: int) -> float:
+        """Count a request admitted before parsing as the work of ``chars`` characters of
+        ``model``, at most one sequence of ``max_tokens``, until it is queued (``release``),
+        so that requests arriving together are each decided on the ones admitted before
+        them; returns the seconds reserved. The cap keeps a body that will be refused, or
+        whose texts will be cut, from holding more than it can bring for its parsing's
+        moment; once queued, a request counts all its sequences."""
+        cost = self.costs[model]
+        tokens = min(self.lengths[model].tokens(chars), max_tokens)
+        seconds = cost.per_batch_s / self.limits.max_batch_size + cost.per_token_s * tokens
+        self._reserved_s += seconds
+        return seconds
+
+    def release(self, seconds: float) -> None:
+        self._reserved_s = max(0.0, self._reserved_s - seconds)
 
     # -- admission ----------------------------------------------------------------------
 
@@ -126,9 +144,14 @@ class BatchPolicy:
         self._running[batch_id] = (model, now + expected)
         return batch_id
 
-    def finished(self, batch_id: int, tokens: int | None = None,
-                 seconds: float | None = None) -> None:
-        """A batch ended; with its real tokens and forward seconds, the cost model learns."""
+    def finished(self, batch_id: int, tokens: int | None = None, seconds: float | None = None,
+                 texts: tuple[int, int, int] | None = None) -> None:
+        """A batch ended; with its real tokens and the worker's seconds (tokenising and
+        forward), the cost model learns; with ``texts``, the (count, characters, tokens) of
+        the texts it tokenised, the length model learns."""
         model, _ = self._running.pop(batch_id)
-        if tokens is not None and seconds is not None:
+        if tokens and seconds is not None:
             self.costs[model].observe(tokens, seconds)
+        if texts is not None and texts[0]:
+            count, chars, tokens = texts
+            self.lengths[model].observe(chars, tokens, count)

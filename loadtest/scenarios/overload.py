@@ -12,10 +12,12 @@ import argparse
 from pathlib import Path
 
 from loadtest.reports import overload_report
-from loadtest.results import summarize
+from loadtest.results import pct, summarize
 from loadtest.scenarios.common import finish, service_arguments, start_service, write
 from loadtest.scrape import engine_figures, scrape
 from loadtest.traffic import Probe, Run, bodies_for, drive, texts_of
+
+OPENING_S = 1.0  # the first second: every client opens its connection and sends at once
 
 
 def overload(args: argparse.Namespace) -> dict:
@@ -30,10 +32,13 @@ def overload(args: argparse.Namespace) -> dict:
             run = drive(server.url, bodies, args.clients, args.duration, pid=server.pid,
                         rss_every_s=5)
         engine = engine_figures(before, scrape(server.url))
+    later = [o.seconds for o in run.outcomes if o.status == 429 and o.start >= OPENING_S]
     result = {"clients": args.clients, "duration_s": args.duration,
               "texts_per_request": args.per_request, "model": args.model,
               "serve_args": args.serve_args, **summarize(run, args.duration, args.per_request),
               "rss_mib_max": max(r for _, r in run.rss), "engine": engine,
+              "refused_after_opening_ms": {"p50": pct(later, 50), "p99": pct(later, 99),
+                                           "max": pct(later, 100)},
               "probe": summarize(Run(outcomes=probe.outcomes), args.duration, args.per_request)}
     write(out, result, overload_report(result))
     return result

@@ -86,10 +86,12 @@ def service(results: list[dict]) -> str:
 
 def overload(result: dict) -> str:
     refused = result["refused_ms"]["p99"]
+    later = (result.get("refused_after_opening_ms") or {}).get("p99")
+    after = f" ({later:.0f} ms after the first second)" if later is not None else ""
     return (f"{result['clients']} clients: {result['statuses'].get('200', 0):,} answered, "
             f"{result['statuses'].get('429', 0):,} refused; accepted p99 "
             f"{result['accepted_ms']['p99'] / 1000:.2f} s, refused p99 "
-            f"{refused:.0f} ms; {result['server_errors']} 5xx")
+            f"{refused:.0f} ms{after}; {result['server_errors']} 5xx")
 
 
 def soak(result: dict) -> str:

@@ -83,14 +83,23 @@ def encode(
     max_length: int = 128,
     truncate: bool = True,
     direction: str = "right",
+    release_gil: bool = False,
 ) -> list[Encoded]:
     """Tokenise texts (and optional second texts, None where an input has none) without
-    padding, cutting from ``direction`` when truncating; thread-safe (``fixed_tokenizer``)."""
+    padding, cutting from ``direction`` when truncating; thread-safe (``fixed_tokenizer``).
+
+    Several inputs go in one batch call, which releases the GIL (and skips the offsets,
+    which nothing here reads); a lone input takes the single call, which holds the GIL but
+    starts no thread pool, unless ``release_gil`` (a caller on a worker thread, while the
+    event loop runs Python beside it)."""
     rust = fixed_tokenizer(tokenizer, max_length if truncate else None, direction)
     inputs = texts if pairs is None else [t if p is None else (t, p)
                                           for t, p in zip(texts, pairs, strict=True)]
-    encodings = [rust.encode(*inputs[0]) if isinstance(inputs[0], tuple) else rust.encode(inputs[0])
-                 ] if len(inputs) == 1 else rust.encode_batch(inputs)  # one: no thread pool
+    if len(inputs) == 1 and not release_gil:
+        one = inputs[0]
+        encodings = [rust.encode(*one) if isinstance(one, tuple) else rust.encode(one)]
+    else:
+        encodings = rust.encode_batch_fast(inputs)
     return [Encoded(e.ids, e.type_ids) for e in encodings]
 
 

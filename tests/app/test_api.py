@@ -166,3 +166,17 @@ def test_the_model_name_limit_is_the_settings_own(models_dir):
         r = c.post("/predict", json={"inputs": "x"})  # TEI's routes resolve through the same place
         assert r.status_code == 200
         assert_serves(c)
+
+
+def test_no_work_stays_held_after_answers_and_refusals(client):
+    """Each request admitted before parsing holds its expected work until it is queued or
+    ends: once every request has its answer, good or bad, nothing is held."""
+    import time
+
+    bodies = [{"inputs": "good film"}, {"inputs": ["a", "b"], "model": "nope"},
+              {"inputs": "x" * 30_000}, {"inputs": "good " * 40, "truncate": False}]
+    statuses = [client.post("/classify", json=b).status_code for b in bodies]
+    assert client.post("/classify", content=b"{not json").status_code == 422
+    assert statuses == [200, 404, 413, 413]
+    policy = client.app.state.front.engine.policy
+    assert policy.backlog_seconds(time.monotonic()) == 0

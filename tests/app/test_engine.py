@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app.engine.backend import Backend
-from app.engine.batch import Entry
+from app.engine.batch import Batch, Entry, Text
 from app.engine.engine import Engine
 from app.engine.queue import QueueLimits
 from app.loading import worker_plan
@@ -138,3 +138,70 @@ def test_auto_batch_size_follows_the_engines(models_dir):
     assert batch_size({"a": ort_model}) == LARGE_BATCH, "groups of inputs gain from batches"
     assert QueueLimits.from_settings(Settings(), SMALL_BATCH).max_batch_size == SMALL_BATCH
     assert QueueLimits.from_settings(Settings(max_batch_size=5), SMALL_BATCH).max_batch_size == 5
+
+
+def _texts(texts, *, truncate=True, direction="right", pairs=None):
+    pairs = pairs or [None] * len(texts)
+    return [Entry("tiny-ltp", Text(t, p, truncate, direction, 8, i), 0.0, float("inf"), None, None)
+            for i, (t, p) in enumerate(zip(texts, pairs, strict=True))]
+
+
+def test_the_worker_tokenises_as_the_event_loop_did(models_dir):
+    artifact = load_artifact(models_dir / "tiny-ltp")
+    backend, max_length = Backend({"tiny-ltp": artifact}), artifact.meta.max_length
+    long = "good " + "the " * (3 * max_length) + "plot"  # the sides cut differ at their ends
+    texts = ["good film", long, "a pair's first", long]
+    pairs = [None, None, "and its second", None]
+    batch = Batch("tiny-ltp", _texts(texts[:2], pairs=pairs[:2]) + _texts(texts[2:], pairs=pairs[2:],
+                  direction="left"), formed_at=0.0)
+    stats = backend.run(batch)
+    right = encode(artifact.tokenizer, texts[:2], pairs[:2], max_length=max_length)
+    left = encode(artifact.tokenizer, texts[2:], pairs[2:], max_length=max_length, direction="left")
+    assert [e.encoded for e in batch.entries] == right + left  # each cut from its own side
+    assert right[1].input_ids != left[1].input_ids and len(left[1].input_ids) == max_length
+    assert [r.input_tokens for r in stats.results] == [e.num_tokens for e in right + left]
+    assert stats.texts == 4 and stats.text_tokens == sum(e.num_tokens for e in right + left)
+    assert stats.text_chars == sum(len(t) + len(p or "") for t, p in zip(texts, pairs, strict=True))
+    assert stats.tokenize_seconds > 0 and not stats.refused
+
+
+def test_an_input_too_long_to_cut_is_refused_alone(models_dir):
+    artifact = load_artifact(models_dir / "tiny-ltp")
+    long = "word " * (3 * artifact.meta.max_length)
+    batch = Batch("tiny-ltp", _texts(["good film", long, "great"], truncate=False), formed_at=0.0)
+    stats = Backend({"tiny-ltp": artifact}).run(batch)
+    (entry, error), = stats.refused
+    assert entry.encoded.input_ids[:2] == encode(artifact.tokenizer, [long], truncate=False,
+                                                 max_length=0)[0].input_ids[:2]
+    assert error.status == 413 and "input 1 has" in str(error) and "truncate=true" in str(error)
+    assert len(stats.results) == stats.size == 2 == len(batch.entries)  # the others ran
+    assert [r.input_tokens for r in stats.results] == [4, 3]
+
+
+def test_a_batch_with_every_input_refused_runs_no_forward(models_dir):
+    artifact = load_artifact(models_dir / "tiny-ltp")
+    long = "word " * (3 * artifact.meta.max_length)
+    stats = Backend({"tiny-ltp": artifact}).run(
+        Batch("tiny-ltp", _texts([long], truncate=False), formed_at=0.0))
+    assert len(stats.refused) == 1 and stats.results == [] and stats.seconds == 0.0
+
+
+def test_requests_are_tokenised_on_the_workers_not_the_event_loop(models_dir, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    import app.engine.backend as backend_module
+    from app.main import create_app
+    from tests.app.conftest import settings_for
+
+    threads = []
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(backend_module, "encode", recording)
+    with TestClient(create_app(settings_for(models_dir))) as client:
+        threads.clear()  # warm-up tokenises on the main thread before the service is ready
+        for inputs in ("good film", ["a", "b c", "d e f"]):
+            assert client.post("/classify", json={"inputs": inputs}).status_code == 200
+    assert threads and all(name.startswith("ltp-worker-") for name in threads)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.engine.cost import CostModel
+from app.engine.cost import CostModel, LengthModel
 from app.engine.policy import BatchPolicy
 from app.engine.queue import QueueLimits
 from app.errors import DeadlineExceededError, OverloadedError
@@ -110,3 +110,37 @@ def test_cost_model_follows_a_slower_machine():
     for _ in range(300):
         cost.observe(1000, 0.03)  # one size only: the slope moves, the intercept stays
     assert cost.seconds(1, 1000, 32) == pytest.approx(0.03, rel=0.05)
+
+
+def test_length_model_learns_the_tokens_per_character_of_the_traffic():
+    lengths = LengthModel()
+    assert lengths.tokens(400) == 2 + 100  # a token per four characters until it has seen any
+    for _ in range(200):  # texts of 400 characters and 202 tokens: half a token a character
+        lengths.observe(chars=8 * 400, tokens=8 * 202, texts=8)
+    assert lengths.ratio == pytest.approx(0.5)
+    assert lengths.tokens(400) == 202
+
+
+def test_finished_batches_teach_the_length_model():
+    p = policy(workers=1)
+    p.admit([Item(10)], now=0)
+    batch_id = p.started("m", p.decide(now=0).entries, now=0)
+    p.finished(batch_id, 10, 0.01, texts=(1, 30, 10))  # 30 characters gave 10 tokens
+    assert p.lengths["m"].ratio == pytest.approx(8 / 30)
+
+
+def test_a_request_admitted_before_parsing_holds_its_work_until_queued():
+    p = policy(workers=1, max_queue_wait_ms=500, max_batch_size=1)
+    p.costs["m"] = CostModel(per_batch_s=0.0, per_token_s=0.001)  # 1 ms per token
+    held = [p.reserve("m", chars=4 * 98, max_tokens=512) for _ in range(6)]  # 100 tokens each
+    assert held == pytest.approx([0.1] * 6) and p.backlog_seconds(now=0) == pytest.approx(0.6)
+    with pytest.raises(OverloadedError):  # the seventh arrival is refused before any is parsed
+        p.check_admission(now=0)
+    p.release(held[0])
+    p.admit([Item(100)], now=0)  # the first, parsed, now counts as queued work
+    assert p.backlog_seconds(now=0) == pytest.approx(0.6)
+    for seconds in held[1:]:
+        p.release(seconds)
+    assert p.backlog_seconds(now=0) == pytest.approx(0.1)
+    big = p.reserve("m", chars=1_000_000, max_tokens=256)  # at most one full sequence
+    assert big == pytest.approx(0.256)

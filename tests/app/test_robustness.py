@@ -150,9 +150,10 @@ class SlowBackend(Backend):
 
     def run(self, batch):
         time.sleep(self.delay_s)
+        stats = super().run(batch)  # tokenises the batch's texts first
         with self.lock:
             self.computed += [e.encoded.input_ids for e in batch.entries]
-        return super().run(batch)
+        return stats
 
 
 def slow_server(models_dir, delay_s: float, **overrides) -> RunningServer:

@@ -9,6 +9,7 @@ from ltp.bench.headline import (
     batch1,
     batch32,
     current,
+    overload,
     render,
     rewrite,
     same_engine,
@@ -104,3 +105,12 @@ def test_the_cli_rewrites_the_readme_and_checks_it(tmp_path):
     assert current(text) == render(tmp_path) and text.endswith(f"{END}\n\nmore\n")
     assert main(["headline", "--readme", str(readme), "--check"]) == 0
     assert rewrite(text, current(text)) == text
+
+
+def test_overload_gives_the_refusals_after_the_opening_where_a_run_has_them():
+    result = {"clients": 200, "statuses": {"200": 8000, "429": 1900}, "server_errors": 0,
+              "accepted_ms": {"p99": 550.0}, "refused_ms": {"p99": 33.0}}
+    assert overload(result) == ("200 clients: 8,000 answered, 1,900 refused; accepted p99 0.55 s, "
+                                "refused p99 33 ms; 0 5xx")
+    later = overload(result | {"refused_after_opening_ms": {"p50": 2.0, "p99": 7.2, "max": 9.0}})
+    assert "refused p99 33 ms (7 ms after the first second); 0 5xx" in later

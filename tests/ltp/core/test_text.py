@@ -26,6 +26,15 @@ def test_encode_gives_the_hugging_face_ids(truncate, pairs):
     assert (max(e.num_tokens for e in ours) <= 24) == truncate
 
 
+@pytest.mark.parametrize("count", [1, 4])
+def test_the_call_that_releases_the_gil_gives_the_same_ids(count):
+    tokenizer = tiny_tokenizer()
+    for pairs in (None, PAIRS[:count]):
+        held = encode(tokenizer, TEXTS[:count], pairs, max_length=24)
+        released = encode(tokenizer, TEXTS[:count], pairs, max_length=24, release_gil=True)
+        assert released == held and len(held) == count
+
+
 def test_left_truncation_keeps_the_end():
     tokenizer = tiny_tokenizer()
     full = encode(tokenizer, [TEXTS[1]], truncate=False)[0].input_ids
