@@ -187,8 +187,9 @@ class Engine:
     def _batch_done(self, batch_id: int, stats: BatchStats | None) -> None:
         if stats is None:  # failed: nothing to learn from
             self.policy.finished(batch_id)
-            return
-        self.policy.finished(batch_id, stats.num_tokens, stats.tokenize_seconds + stats.seconds,
-                             (stats.texts, stats.text_chars, stats.text_tokens))
+        else:
+            self.policy.finished(batch_id, stats.num_tokens,
+                                 stats.tokenize_seconds + stats.seconds,
+                                 (stats.texts, stats.text_chars, stats.text_tokens))
         self._slot_free.release()
         self._wake.set()

@@ -94,10 +94,10 @@ class InferenceFront:
         returns it), within ``deadline``, cutting from ``direction`` where truncating.
 
         ``disconnected`` completes when the client goes; ``reservation``, the work held for
-        the request since its admission before parsing, is released here. Admission with the request's
-        deadline is asked here, once; the policy decides it again only as it queues the
-        sequences (``BatchPolicy.admit``, all or none). The texts are queued as they came,
-        with the tokens the policy expects of them: the worker that runs their batch
+        the request since its admission before parsing, is released here. Admission with the
+        request's deadline is asked here, once; the policy decides it again only as it queues
+        the sequences (``BatchPolicy.admit``, all or none). The texts are queued as they
+        came, with the tokens the policy expects of them: the worker that runs their batch
         tokenises them, so the event loop spends no time on it.
         """
         name, artifact = model

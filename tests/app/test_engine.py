@@ -205,3 +205,42 @@ def test_requests_are_tokenised_on_the_workers_not_the_event_loop(models_dir, mo
         for inputs in ("good film", ["a", "b c", "d e f"]):
             assert client.post("/classify", json={"inputs": inputs}).status_code == 200
     assert threads and all(name.startswith("ltp-worker-") for name in threads)
+
+
+class FailingOnceBackend(Backend):
+    """The real backend, whose first batch fails."""
+
+    def __init__(self, artifacts):
+        super().__init__(artifacts)
+        self.calls = 0
+
+    def run(self, batch):
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a fault in the forward")
+        return super().run(batch)
+
+
+def test_a_failed_batch_fails_its_requests_and_frees_its_worker(models_dir):
+    from app.errors import InferenceFailedError
+
+    artifact = load_artifact(models_dir / "tiny-ltp")
+    backend = FailingOnceBackend({"tiny-ltp": artifact})
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        engine = Engine(backend, limits(), workers=1)
+        engine.start()
+        first = [Entry("tiny-ltp", Text("good film", None, True, "right", 4, 0), time.monotonic(),
+                       float("inf"), loop.create_future(), loop)]
+        engine.submit(first)
+        with pytest.raises(InferenceFailedError):
+            await first[0].future
+        then = [Entry("tiny-ltp", Text("great", None, True, "right", 3, 0), time.monotonic(),
+                      float("inf"), loop.create_future(), loop)]
+        engine.submit(then)  # the one worker must be free again
+        result = await asyncio.wait_for(then[0].future, timeout=10)
+        await engine.stop()
+        return result
+
+    assert asyncio.run(scenario()).input_tokens == 3
