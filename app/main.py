@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compat.router)
     _handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Admission, fastapi_app=app)
+    app.add_middleware(Admission, fastapi_app=app, per_turn=settings.admitted_per_turn)
     app.add_middleware(ErrorGuard)
     app.openapi = _openapi(app)
     return app

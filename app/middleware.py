@@ -48,12 +48,15 @@ class Admission:
     nothing when it matters most. The handler checks again with the request's own deadline.
 
     An admitted request holds the work its body is expected to bring (``Reservation``, put in
-    ``scope["state"]`` for the handler to release as it queues the request), then yields
-    once: requests that arrived with it are decided before any of them is parsed, so a burst
-    of arrivals gets its refusals first, not after the admitted requests' parsing."""
+    ``scope["state"]`` for the handler to release as it queues the request), then waits for
+    its turn (``Turns``): requests that arrived with it are decided before any of them is
+    parsed, and in a burst a turn of the loop parses only a few admitted requests, so the
+    requests arriving meanwhile get their refusals first, not after all the admitted ones'
+    parsing."""
 
-    def __init__(self, app, fastapi_app: FastAPI) -> None:
+    def __init__(self, app, fastapi_app: FastAPI, per_turn: int) -> None:
         self.app, self.state = app, fastapi_app.state
+        self.turns = Turns(per_turn)
 
     async def __call__(self, scope, receive, send):
         if (scope["type"] != "http" or scope["path"] not in INFERENCE_PATHS
@@ -69,10 +72,32 @@ class Admission:
             return await error_response(error)(scope, receive, send)
         scope.setdefault("state", {})[RESERVATION] = reservation
         try:
-            await asyncio.sleep(0)
+            await self.turns.wait()
             return await self.app(scope, receive, send)
         finally:
             reservation.release()
+
+
+class Turns:
+    """At most ``per_turn`` callers go on in one turn of the event loop; ``wait`` always
+    yields at least once, and a caller over the count waits for a later turn. Between two
+    turns the loop reads the sockets, so work that arrives meanwhile runs before the rest."""
+
+    def __init__(self, per_turn: int) -> None:
+        self.per_turn, self._used, self._reset_due = per_turn, 0, False
+
+    async def wait(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            if self._used < self.per_turn:
+                self._used += 1
+                if not self._reset_due:
+                    asyncio.get_running_loop().call_soon(self._reset)
+                    self._reset_due = True
+                return
+
+    def _reset(self) -> None:
+        self._used, self._reset_due = 0, False
 
 
 class BodyLimit:

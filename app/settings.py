@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         "refuse (429) a request when the work queued ahead of it, by the measured cost per "
         "token, would take longer than this to start"))
     max_queue_sequences: int = Field(2048, description="hard cap on queued sequences (429 beyond)")
+    admitted_per_turn: int = Field(8, ge=1, description=(
+        "requests admitted before parsing that go on to be parsed in one turn of the event "
+        "loop; the rest wait a turn, so that requests arriving meanwhile are decided (and "
+        "refused) first in a burst"))
     request_timeout_s: float = Field(30.0, description=(
         "deadline of a request; a client may ask for less with X-Request-Timeout-Ms"))
     # -- request limits -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,23 @@ def sweep(rows: list[dict]) -> str:
             "same FLOPs " + ", ".join(f"{m} {_pct(float(r['accuracy']))}" for m, r in others if r))
 
 
+def small_data(result: dict) -> str:
+    """A few hundred rows of a built-in set through ``ltp build --data``: the medians over
+    the seeds of dense, TF-IDF and LTP, and LTP's FLOPs."""
+    builds = result["builds"]
+
+    def median(key: str, field: str) -> float:
+        return statistics.median(b[key][field] for b in builds)
+
+    return (f"{result['rows']} rows of {result['dataset']}, {len(builds)} seed"
+            f"{'s' * (len(builds) > 1)} (median): dense **{_pct(median('dense', 'accuracy'))}** "
+            f"against TF-IDF {_pct(median('baseline_tfidf', 'accuracy'))} (macro-F1 "
+            f"{_pct(median('dense', 'macro_f1'))} against "
+            f"{_pct(median('baseline_tfidf', 'macro_f1'))}); LTP "
+            f"{_pct(median('ltp', 'accuracy'))} at {median('ltp', 'relative_flops'):.2f} "
+            "relative FLOPs")
+
+
 ROWS = (
     Row("batch 32, against the best dense runtime (seq/s, whole test split's accuracy)",
         "reports/runtimes-amazon-food.json", "reports/runtimes-amazon-food.md", batch32,
@@ -157,6 +175,9 @@ ROWS = (
         "reports/bad-input/result.json", "reports/bad-input/report.md", bad_input),
     Row("accuracy against FLOPs: LTP, top-k, truncation", "reports/sweep-amazon-food/sweep.csv",
         "reports/sweep-amazon-food/sweep.md", sweep),
+    Row("your own small data set: a sample through `ltp build --data` at its defaults",
+        "reports/small-data/rt-polarity-600/result.json",
+        "reports/small-data/rt-polarity-600/report.md", small_data),
 )
 
 

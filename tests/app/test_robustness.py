@@ -246,3 +246,26 @@ def test_abandoned_requests_are_not_computed_and_are_counted_once(models_dir, ca
     lines = [r for r in caplog.records if "client closed" in r.getMessage()]
     assert len(lines) == 5 and all(r.levelno == logging.INFO and not r.exc_info for r in lines)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_turn_of_the_loop_lets_only_so_many_admitted_requests_go_on():
+    """Nine admitted requests, three a turn: work that arrives during the burst (here a task
+    started beside them) runs after the first three, not after all nine."""
+    from app.middleware import Turns
+
+    async def scenario():
+        turns, order = Turns(per_turn=3), []
+
+        async def admitted(i):
+            await turns.wait()
+            order.append(i)
+
+        async def arrival():
+            await asyncio.sleep(0)
+            order.append("arrival")
+
+        await asyncio.gather(*(admitted(i) for i in range(9)), arrival())
+        return order
+
+    order = asyncio.run(scenario())
+    assert order == [0, 1, 2, "arrival", 3, 4, 5, 6, 7, 8]
