@@ -16,6 +16,12 @@ INFERENCE_PATHS = ("/classify", "/predict", "/", "/invocations", "/rerank", "/ve
 RESERVATION = "admission_reservation"  # the key of an admitted request's hold in its state
 
 
+def declared_length(scope) -> int | None:
+    """The body length a request declares (``Content-Length``), if it declares a valid one."""
+    declared = dict(scope.get("headers") or []).get(b"content-length")
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
 class ErrorGuard:
     """The last net: an unexpected exception becomes one logged line and a 500 with the
     error body and ``Connection: close``, instead of a dropped connection."""
@@ -63,10 +69,9 @@ class Admission:
                 or scope["method"] != "POST" or not getattr(self.state, "ready", False)):
             return await self.app(scope, receive, send)
         front = self.state.front
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         try:
-            reservation = front.engine.admit_early(
-                front.settings.default_model, int(declared) if declared.isdigit() else 0)
+            reservation = front.engine.admit_early(front.settings.default_model,
+                                                   declared_length(scope) or 0)
         except ServiceError as error:
             self.state.metrics.record_request(None, error.status, error_type=error.type)
             return await error_response(error)(scope, receive, send)
@@ -119,9 +124,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            if int(declared) > self.DRAIN_FACTOR * self.limit:
+        declared = declared_length(scope)
+        if declared is not None and declared > self.limit:
+            if declared > self.DRAIN_FACTOR * self.limit:
                 return await error_response(self._refusal(drained=False))(scope, receive, send)
             error = await self._drain(receive, 0, {"more_body": True})
             return await error_response(error)(scope, receive, send)

@@ -8,7 +8,7 @@ from itertools import groupby
 
 import torch
 
-from app.engine.batch import Batch, BatchStats, Entry, SequenceResult, Text
+from app.engine.batch import Batch, BatchStats, SequenceResult, Text
 from app.errors import PayloadTooLargeError
 from ltp.core.artifact import Artifact
 from ltp.core.model import ForwardOutput
@@ -69,22 +69,16 @@ class Backend:
         stats.padded_tokens = batch.padded_tokens
         share = stats.tokenize_seconds / len(batch.entries)
         for i, entry in enumerate(batch.entries):
-            stats.results.append(_result(entry, batch, out, i, probs[i], logits[i], stats.seconds,
-                                         share))
+            stats.results.append(SequenceResult(
+                probabilities=probs[i].tolist(),
+                logits=logits[i].tolist(),
+                input_tokens=int(out.input_tokens[i]),
+                kept_tokens_per_layer=out.kept_tokens[i].tolist(),
+                flops=float(out.flops[i]),
+                flops_dense=float(out.flops_dense[i]),
+                queue_seconds=max(0.0, batch.formed_at - entry.enqueued_at),
+                inference_seconds=stats.seconds,
+                batch_size=len(batch.entries),
+                tokenize_seconds=share,
+            ))
         return stats
-
-
-def _result(entry: Entry, batch: Batch, out: ForwardOutput, i: int, probs: torch.Tensor,
-            logits: torch.Tensor, seconds: float, tokenize_seconds: float) -> SequenceResult:
-    return SequenceResult(
-        probabilities=probs.tolist(),
-        logits=logits.tolist(),
-        input_tokens=int(out.input_tokens[i]),
-        kept_tokens_per_layer=out.kept_tokens[i].tolist(),
-        flops=float(out.flops[i]),
-        flops_dense=float(out.flops_dense[i]),
-        queue_seconds=max(0.0, batch.formed_at - entry.enqueued_at),
-        inference_seconds=seconds,
-        batch_size=len(batch.entries),
-        tokenize_seconds=tokenize_seconds,
-    )

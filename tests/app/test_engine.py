@@ -140,9 +140,11 @@ def test_auto_batch_size_follows_the_engines(models_dir):
     assert QueueLimits.from_settings(Settings(max_batch_size=5), SMALL_BATCH).max_batch_size == 5
 
 
-def _texts(texts, *, truncate=True, direction="right", pairs=None):
+def _texts(texts, *, truncate=True, direction="right", pairs=None, loop=None):
+    """Entries of ``texts`` still to tokenise; with ``loop``, each with a future to await."""
     pairs = pairs or [None] * len(texts)
-    return [Entry("tiny-ltp", Text(t, p, truncate, direction, 8, i), 0.0, float("inf"), None, None)
+    return [Entry("tiny-ltp", Text(t, p, truncate, direction, 8, i), time.monotonic(),
+                  float("inf"), loop and loop.create_future(), loop)
             for i, (t, p) in enumerate(zip(texts, pairs, strict=True))]
 
 
@@ -231,13 +233,11 @@ def test_a_failed_batch_fails_its_requests_and_frees_its_worker(models_dir):
         loop = asyncio.get_running_loop()
         engine = Engine(backend, limits(), workers=1)
         engine.start()
-        first = [Entry("tiny-ltp", Text("good film", None, True, "right", 4, 0), time.monotonic(),
-                       float("inf"), loop.create_future(), loop)]
+        first = _texts(["good film"], loop=loop)
         engine.submit(first)
         with pytest.raises(InferenceFailedError):
             await first[0].future
-        then = [Entry("tiny-ltp", Text("great", None, True, "right", 3, 0), time.monotonic(),
-                      float("inf"), loop.create_future(), loop)]
+        then = _texts(["great"], loop=loop)
         engine.submit(then)  # the one worker must be free again
         result = await asyncio.wait_for(then[0].future, timeout=10)
         await engine.stop()
