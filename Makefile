@@ -85,9 +85,8 @@ serve-quick: models/quick-minilm/ltp.json
 # accuracy vs relative FLOPs: LTP against top-k and truncation (CSV, PNG and markdown)
 sweep: models
 	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
-		--out reports/sweep-rt-polarity --lambdas '' --targets 0.55 --distill 0.5 \
-		--threshold-lr 1e-4 --score-norm median \
-		--artifacts models/sentiment-minilm-ltp --topk 0.5,0.25 --truncate 40,32,24,16
+		--out reports/sweep-rt-polarity --lambdas '' --targets 0.5 --seeds 0,1,2 --distill 0.5 \
+		--threshold-lr 1e-4 --score-norm median --topk '' --truncate 40,32,24,16
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
 		--out reports/sweep-amazon-food --lambdas '' --targets 0.4 --distill 0.5 \
 		--threshold-lr 1e-4 --score-norm median \

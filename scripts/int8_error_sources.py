@@ -4,6 +4,12 @@ per-channel scaling, each compared with the fp32 compact forward on the same inp
 
     python scripts/int8_error_sources.py models/reviews-minilm-ltp --dataset amazon-food
     python scripts/int8_error_sources.py models/reviews-minilm-ltp-qat --dataset amazon-food --ort
+    python scripts/int8_error_sources.py models/reviews-minilm-ltp --dataset amazon-food --scores
+
+``--scores``: how far the ort engine's int8 rounding (simulated, one input at a time) moves
+each token's importance score, beside how close the fp32 scores sit to their layer's
+threshold: per pruning layer, quantiles of |log(int8 score / fp32 score)| and the share of
+tokens within 2, 5, 10 and 20% of the threshold (every token live, the dense ranking).
 
 Simulated quantisation rounds in fp32 (quantise, then dequantise) and runs the fp32 kernels,
 so it isolates one error source at a time: weights per output channel, symmetric, at 7 bits
@@ -122,6 +128,35 @@ def smoothing(artifact, maxima, alpha: float) -> dict[tuple[int, str], torch.Ten
     return out
 
 
+def score_noise(reference, simulated, encoded) -> list[dict]:
+    """Per pruning layer: the int8 scores' relative error and the fp32 scores' distance to
+    the threshold, both as |log ratio|, over every live token of ``encoded``."""
+    thresholds = reference.model.thresholds().detach()
+    errors: dict[int, list[torch.Tensor]] = {}
+    distances: dict[int, list[torch.Tensor]] = {}
+    with torch.inference_mode():
+        for e in encoded:
+            batch = reference.pad([e])
+            live = batch.attention_mask.bool()
+            pairs = zip(reference.model.dense_scores(batch), simulated.model.dense_scores(batch),
+                        strict=True)
+            for layer, (fp32, int8) in enumerate(pairs):
+                if thresholds[layer] <= 0:  # the layer prunes nothing
+                    continue
+                fp32, int8 = fp32[live].clamp_min(1e-9), int8[live].clamp_min(1e-9)
+                errors.setdefault(layer, []).append(torch.log(int8 / fp32).abs())
+                distances.setdefault(layer, []).append(torch.log(fp32 / thresholds[layer]).abs())
+    out = []
+    for layer in errors:
+        err, dist = torch.cat(errors[layer]), torch.cat(distances[layer])
+        q = torch.quantile(err, torch.tensor([0.5, 0.9, 0.99]))
+        out.append({"layer": layer, "tokens": len(err),
+                    "int8_score_error": {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])},
+                    "share_within_of_threshold": {f"{b:.0%}": float((dist < b).float().mean())
+                                                  for b in (0.02, 0.05, 0.1, 0.2)}})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
@@ -132,11 +167,20 @@ def main() -> None:
     parser.add_argument("--ort", action="store_true",
                         help="only the ort engine's int8: its kernel and its activations' rounding "
                         "simulated, one input at a time")
+    parser.add_argument("--scores", action="store_true",
+                        help="only the int8 rounding's error on the importance scores against "
+                        "their distance to the thresholds (see above)")
     args = parser.parse_args()
     tune_allocator()
     reference = load_artifact(args.model)
     max_length = reference.meta.max_length
     encoded, labels = encode_split(reference.tokenizer, args.dataset, "test", max_length)
+    if args.scores:
+        simulated = load_artifact(args.model)
+        simulate(simulated, None, True, rounding=fake_tensor)
+        for line in score_noise(reference, simulated, encoded[: args.examples]):
+            print(json.dumps(line), flush=True)
+        return
     train, _ = encode_split(reference.tokenizer, args.dataset, "train", max_length)
     maxima = channel_maxima(reference, train[: args.calibration])
     cfg = BenchConfig(batch_size=32, max_examples=args.examples, min_tokens=0)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ltp.bench.sweep import settings
+
 BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"
 WITHIN = 0.01  # "within 1.0 pt": an LTP row counts only within this of dense fp32 accuracy
 
@@ -123,18 +125,41 @@ def bad_input(result: dict) -> str:
 
 def sweep(rows: list[dict]) -> str:
     """LTP's best accuracy at or under 0.5 relative FLOPs against the best top-k and
-    truncation at or under the same FLOPs."""
+    truncation at or under the same FLOPs; each setting at its median over the seeds."""
+    points = settings(rows)
+
     def best(method: str, flops: float) -> dict | None:
-        fits = [r for r in rows if r["method"].lower() == method and float(r["relative_flops"]) <= flops]
-        return max(fits, key=lambda r: float(r["accuracy"]), default=None)
+        fits = [p for p in points if p["method"].lower() == method and p["relative_flops"] <= flops]
+        return max(fits, key=lambda p: p["accuracy"], default=None)
 
     ltp = best("ltp", 0.5)
     if ltp is None:
         return "no LTP point at or under 0.5 relative FLOPs"
-    flops = float(ltp["relative_flops"])
+    flops = ltp["relative_flops"]
+    seeds = f" (median of {ltp['runs']} seeds)" if ltp["runs"] > 1 else ""
     others = [(m, best(m, flops)) for m in ("top-k", "top-k + fine-tune", "truncation")]
-    return (f"LTP {_pct(float(ltp['accuracy']))} at {flops:.2f} relative FLOPs; at or under the "
-            "same FLOPs " + ", ".join(f"{m} {_pct(float(r['accuracy']))}" for m, r in others if r))
+    return (f"LTP {_pct(ltp['accuracy'])}{seeds} at {flops:.2f} relative FLOPs; at or under the "
+            "same FLOPs " + ", ".join(f"{m} {_pct(r['accuracy'])}" for m, r in others if r))
+
+
+def same_schedule(rows: list[dict]) -> str:
+    """Each LTP FLOPs target against dense and against top-k on the very keep schedule LTP's
+    hard stage started from, after the same fine-tune: medians over the seeds."""
+    points = {(p["method"], p["setting"]): p for p in settings(rows)}
+    dense = points[("dense", "no pruning")]["accuracy"]
+    cells = []
+    for (method, setting), p in points.items():
+        if method != "LTP" or not setting.startswith("FLOPs target "):
+            continue
+        target = setting.split()[2].rstrip(",")
+        seeds = f" (median of {p['runs']} seeds)" if p["runs"] > 1 else ""
+        cell = (f"LTP **{_pct(p['accuracy'])}**{seeds} at {p['relative_flops']:.2f} relative "
+                f"FLOPs, dense {_pct(dense)}")
+        tuned = points.get(("top-k + fine-tune", f"LTP's schedule for FLOPs {target}"))
+        if tuned is not None:
+            cell += f"; top-k on the same schedule, fine-tuned alike, {_pct(tuned['accuracy'])}"
+        cells.append(cell)
+    return "; ".join(cells) or "no LTP run at a FLOPs target"
 
 
 def small_data(result: dict) -> str:
@@ -175,6 +200,8 @@ ROWS = (
         "reports/bad-input/result.json", "reports/bad-input/report.md", bad_input),
     Row("accuracy against FLOPs: LTP, top-k, truncation", "reports/sweep-amazon-food/sweep.csv",
         "reports/sweep-amazon-food/sweep.md", sweep),
+    Row("half the FLOPs on rt-polarity: LTP against top-k on its own keep schedule",
+        "reports/sweep-rt-polarity/sweep.csv", "reports/sweep-rt-polarity/sweep.md", same_schedule),
     Row("your own small data set: a sample through `ltp build --data` at its defaults",
         "reports/small-data/rt-polarity-600/result.json",
         "reports/small-data/rt-polarity-600/report.md", small_data),

@@ -5,6 +5,10 @@ LTP points come from lambdas (the paper's knob) and from relative-FLOPs targets
 with the keep schedule the LTP hard stage started from, and the same fine-tune: the two
 then differ only in a threshold against a fixed quota per input.
 
+With several ``seeds``, every trained row (LTP, and top-k with the fine-tune) is run once per
+seed; the table and the plot give each setting's median over the seeds and their spread
+(error bars), since one build is one draw.
+
 Every method starts from the same dense parent and is charged against the same dense
 reference; every method gets the last-layer trick (only the classifier token runs the last
 feed-forward), the dense parent included (its ``last-layer only`` row).
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +32,7 @@ from ltp.train.loop import hard_stage
 from ltp.train.stages import PruneConfig, prune_model
 
 log = logging.getLogger(__name__)
-FIELDS = ["method", "setting", "accuracy", "relative_flops", "relative_model_flops",
+FIELDS = ["method", "setting", "seed", "accuracy", "relative_flops", "relative_model_flops",
           "kept_fraction_per_layer"]
 
 
@@ -41,16 +46,23 @@ class SweepConfig:
     split: str = "test"
     artifacts: list[Path] = field(default_factory=list)  # LTP artifacts already trained
     flops_targets: list[float] = field(default_factory=list)
+    seeds: list[int] | None = None  # trained rows once per seed (None: the prune config's seed)
+
+    def run_seeds(self) -> list[int]:
+        return self.seeds or [self.prune.seed]
 
     def num_rows(self) -> int:
-        """Rows a sweep writes: dense twice, then one per run (top-k twice with the fine-tune)."""
-        topk = 2 if self.topk_finetune else 1
-        return (2 + len(self.truncate_lengths) + topk * len(self.topk_targets) + len(self.lambdas)
-                + (1 + topk) * len(self.flops_targets) + len(self.artifacts))
+        """Rows a sweep writes: dense twice, then one per run (top-k twice with the fine-tune);
+        every trained run once per seed."""
+        tuned, n = int(self.topk_finetune), len(self.run_seeds())
+        return (2 + len(self.truncate_lengths) + (1 + tuned * n) * len(self.topk_targets)
+                + n * len(self.lambdas) + n * (2 + tuned) * len(self.flops_targets)
+                + len(self.artifacts))
 
 
-def _row(method: str, setting: str, ev: dict) -> dict:
-    return {"method": method, "setting": setting, "accuracy": round(ev["accuracy"], 4),
+def _row(method: str, setting: str, ev: dict, seed: int | None = None) -> dict:
+    return {"method": method, "setting": setting, "seed": "" if seed is None else seed,
+            "accuracy": round(ev["accuracy"], 4),
             "relative_flops": round(ev["relative_flops"], 4),
             "relative_model_flops": round(ev["relative_model_flops"], 4),
             "kept_fraction_per_layer": " ".join(f"{x:.3f}" for x in ev["kept_fraction_per_layer"])}
@@ -90,28 +102,39 @@ def _sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig, rows: _Rows)
     num_layers, normalizer = parent.model.encoder.num_layers, parent.meta.pruning.normalizer
     teacher = parent if cfg.prune.distill > 0 else None
 
-    def topk_rows(ratios: list[float], setting: str) -> None:
+    def topk_rows(ratios: list[float], setting: str, seeds: list[int],
+                  seed: int | None = None) -> None:
+        """Top-k at these keep ratios (``seed``: the LTP run they come from), then with the
+        hard stage's fine-tune once per seed of ``seeds``."""
         topk = PruningConfig(num_layers, normalizer, strategy="topk", keep_ratios=ratios)
         parent.model.set_pruning(topk)
-        rows.append(_row("top-k", setting, evaluate(parent, examples)))
-        if cfg.topk_finetune:  # LTP's hard stage, distillation included (dense teacher)
+        rows.append(_row("top-k", setting, evaluate(parent, examples), seed))
+        if not cfg.topk_finetune:
+            return
+        for s in seeds:  # LTP's hard stage, distillation included (dense teacher)
             tuned = load_artifact(parent_dir)
             tuned.model.set_pruning(topk)
-            hard_stage(tuned, data.train, cfg.prune.stage(tuned.meta.max_length, soft=False),
-                       teacher)
-            rows.append(_row("top-k + fine-tune", setting, evaluate(tuned, examples)))
+            hard_stage(tuned, data.train,
+                       replace(cfg.prune, seed=s).stage(tuned.meta.max_length, soft=False), teacher)
+            rows.append(_row("top-k + fine-tune", setting, evaluate(tuned, examples), s))
 
+    seeds = cfg.run_seeds()
     for target in cfg.topk_targets:
-        topk_rows(PruningConfig.cascade(num_layers, target).keep_ratios, f"cascade to {target}")
+        topk_rows(PruningConfig.cascade(num_layers, target).keep_ratios, f"cascade to {target}",
+                  seeds)
     for lam in cfg.lambdas:
-        pruned = prune_model(parent_dir, data, replace(cfg.prune, lam=lam, target_flops=None))
-        rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples)))
+        for seed in seeds:
+            pruned = prune_model(parent_dir, data,
+                                 replace(cfg.prune, lam=lam, target_flops=None, seed=seed))
+            rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples), seed))
     for target in cfg.flops_targets:
-        pruned = prune_model(parent_dir, data, replace(cfg.prune, target_flops=target))
-        rows.append(_row("LTP", _setting(pruned.meta.provenance["prune"]),
-                         evaluate(pruned, examples)))
-        keep = pruned.meta.provenance["calibration"]["hard_start_keep"]
-        topk_rows([*keep, 1.0], f"LTP's schedule for FLOPs {target}")
+        for seed in seeds:  # top-k on each run's own schedule, fine-tuned with its seed
+            pruned = prune_model(parent_dir, data,
+                                 replace(cfg.prune, target_flops=target, seed=seed))
+            rows.append(_row("LTP", _setting(pruned.meta.provenance["prune"]),
+                             evaluate(pruned, examples), seed))
+            keep = pruned.meta.provenance["calibration"]["hard_start_keep"]
+            topk_rows([*keep, 1.0], f"LTP's schedule for FLOPs {target}", [seed], seed)
     for path in cfg.artifacts:
         pruned = load_artifact(path)
         rows.append(_row("LTP", _setting(pruned.meta.provenance.get("prune", {})),
@@ -125,9 +148,14 @@ def _setting(prune: dict) -> str:
         soft = "soft stage" if prune.get("soft_epochs", 1) > 0 else "no soft stage"
         scores = ", median scores" if prune.get("score_norm") == "median" else ""
         return (f"FLOPs target {prune['target_flops']}{scores}, {soft}, "
-                f"distill {prune.get('distill', 0)}")
+                f"distill {prune.get('distill', 0)}{_ranking(prune)}")
     return (f"lambda {prune.get('lam', '?')}, {prune.get('regularizer', 'flops')}, "
-            f"distill {prune.get('distill', 0)}")
+            f"distill {prune.get('distill', 0)}{_ranking(prune)}")
+
+
+def _ranking(prune: dict) -> str:
+    weight = prune.get("ranking", 0)
+    return f", ranking {weight} (top {prune.get('ranking_top')})" if weight else ""
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -137,9 +165,31 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def settings(rows: list[dict]) -> list[dict]:
+    """One entry per (method, setting), in the order they first appear: the median over its
+    rows (its seeds) of accuracy and FLOPs, and each seed's accuracy."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["setting"]), []).append(r)
+    out = []
+    for (method, setting), runs in groups.items():
+        acc = [float(r["accuracy"]) for r in runs]
+        flops = [float(r["relative_flops"]) for r in runs]
+        middle = sorted(range(len(runs)), key=lambda i: acc[i])[(len(runs) - 1) // 2]
+        out.append({"method": method, "setting": setting, "runs": len(runs),
+                    "accuracy": statistics.median(acc), "accuracies": acc,
+                    "seeds": [r.get("seed", "") for r in runs],
+                    "relative_flops": statistics.median(flops),
+                    "relative_model_flops": statistics.median(
+                        float(r["relative_model_flops"]) for r in runs),
+                    "kept_fraction_per_layer": runs[middle]["kept_fraction_per_layer"]})
+    return out
+
+
 def plot(rows: list[dict], path: Path, title: str):
-    """Accuracy against relative FLOPs, one series per method, saved to ``path``; the
-    matplotlib figure, so what it drew can be read back."""
+    """Accuracy against relative FLOPs, one series per method (each setting's median over
+    its seeds, the range of the seeds as an error bar), saved to ``path``; the matplotlib
+    figure, so what it drew can be read back."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,12 +198,23 @@ def plot(rows: list[dict], path: Path, title: str):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = {"LTP": "o-", "top-k": "s--", "top-k + fine-tune": "D--", "truncation": "^:",
                "dense": "k*"}
+    points = settings(rows)
     for method, style in markers.items():
-        pts = sorted((r["relative_flops"], 100 * r["accuracy"]) for r in rows if r["method"] == method)
-        if pts:
-            ax.plot(*zip(*pts, strict=True), style, label=method, markersize=7)
+        mine = sorted((p for p in points if p["method"] == method),
+                      key=lambda p: (p["relative_flops"], p["accuracy"]))
+        if not mine:
+            continue
+        line, = ax.plot([p["relative_flops"] for p in mine], [100 * p["accuracy"] for p in mine],
+                        style, label=method, markersize=7)
+        spread = [p for p in mine if p["runs"] > 1]
+        if spread:  # seeds' range: a collection, not a line of the axes
+            ax.errorbar([p["relative_flops"] for p in spread],
+                        [100 * p["accuracy"] for p in spread],
+                        yerr=[[100 * (p["accuracy"] - min(p["accuracies"])) for p in spread],
+                              [100 * (max(p["accuracies"]) - p["accuracy"]) for p in spread]],
+                        fmt="none", capsize=0, ecolor=line.get_color(), elinewidth=1.5)
     ax.set_xlabel("relative FLOPs (paper formula, vs dense)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy (%), median over seeds")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -164,10 +225,20 @@ def plot(rows: list[dict], path: Path, title: str):
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| method | setting | accuracy | relative FLOPs | whole model | kept fraction per layer |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['setting']} | {100 * r['accuracy']:.1f} | "
-                     f"{r['relative_flops']:.3f} | {r['relative_model_flops']:.3f} | "
-                     f"{r['kept_fraction_per_layer']} |")
+    """A line per (method, setting): the median over its seeds, and each seed's accuracy
+    with their spread where there are several."""
+    lines = ["| method | setting | accuracy | relative FLOPs | whole model | kept fraction per layer "
+             "| seeds: accuracy (spread) |",
+             "|---|---|---|---|---|---|---|"]
+    for p in settings(rows):
+        seeds = ""
+        if p["runs"] > 1:
+            each = " / ".join(f"{s}: {100 * a:.1f}" for s, a in zip(p["seeds"], p["accuracies"],
+                                                                    strict=True))
+            seeds = f"{each} ({100 * (max(p['accuracies']) - min(p['accuracies'])):.1f} pt)"
+        elif p["seeds"][0] != "":
+            seeds = f"{p['seeds'][0]}"
+        lines.append(f"| {p['method']} | {p['setting']} | {100 * p['accuracy']:.1f} | "
+                     f"{p['relative_flops']:.3f} | {p['relative_model_flops']:.3f} | "
+                     f"{p['kept_fraction_per_layer']} | {seeds} |")
     return "\n".join(lines)

@@ -161,8 +161,8 @@ def _prune_config(args: argparse.Namespace, **extra):
         lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
         soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
         temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
-        soft_style=args.soft_style, score_norm=args.score_norm,
-        batch_size=args.batch_size, seed=args.seed, **extra,
+        soft_style=args.soft_style, score_norm=args.score_norm, ranking=args.ranking,
+        ranking_top=args.ranking_top, batch_size=args.batch_size, seed=args.seed, **extra,
     )
 
 
@@ -227,6 +227,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         topk_finetune=not args.no_topk_finetune,
         artifacts=[Path(a) for a in args.artifacts.split(",") if a],
         flops_targets=floats(args.targets),
+        seeds=[int(x) for x in floats(args.seeds)] or None,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,10 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative",
                    help="soft masks multiply across layers, or each layer's masks its output")
     p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
+    p.add_argument("--ranking", type=float, default=0.0,
+                   help="weight of ranking distillation in the soft stage (0: off)")
+    p.add_argument("--ranking-top", type=int, default=20,
+                   help="the parent's best tokens of each input the ranking loss orders")
     p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed",
                    help="importance score scale: fixed 1/N (the paper's) or per input by the "
                         "median token (short inputs are not pruned harder than long ones)")
@@ -276,6 +280,8 @@ def _add_sweep(sub) -> None:
                    help="skip the top-k runs with the hard stage's fine-tune")
     p.add_argument("--artifacts", default="", help="LTP artifacts already trained from the "
                    "same parent, evaluated as more LTP points (comma-separated folders; default: none)")
+    p.add_argument("--seeds", default="", help="run every trained row once per seed (comma-"
+                   "separated; the table and plot give the median and the spread; default: --seed)")
     add_prune_options(p)
     _json_flag(p)
 

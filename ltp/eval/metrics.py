@@ -3,6 +3,8 @@ multi-label classification (and its per-label thresholds), regression."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -64,6 +66,18 @@ def regression_metrics(y_true, y_pred) -> dict:
             "rmse": float(np.sqrt(((y_true - y_pred) ** 2).mean())),
             "spearman": 0.0 if constant else float(spearmanr(y_true, y_pred).statistic),
             "pearson": 0.0 if constant else float(pearsonr(y_true, y_pred).statistic)}
+
+
+def standard_error(metric: str, score: float, n: int) -> float:
+    """The sampling noise of a head's figure measured on ``n`` examples: a proportion's
+    sqrt(p (1 - p) / n) for accuracy and micro-F1, and for Spearman's correlation the
+    Fisher-z standard error sqrt(1.06 / (n - 3)) taken back to the correlation's scale."""
+    if n < 1:
+        raise ValueError("need at least one example")
+    if metric == "spearman":
+        return (1.0 - score ** 2) * math.sqrt(1.06 / max(n - 3, 1))
+    p = min(max(score, 0.0), 1.0)
+    return math.sqrt(p * (1.0 - p) / n)
 
 
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95

@@ -18,7 +18,7 @@ from ltp.core.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL, Head, targets
 from ltp.data.datasets import DatasetSplits, Example
 from ltp.data.encoding import encode_examples
 from ltp.eval.evaluate import evaluate, predict_logits
-from ltp.eval.metrics import tune_thresholds
+from ltp.eval.metrics import standard_error, tune_thresholds
 from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_flops
 from ltp.train.config import TrainConfig
 from ltp.train.loop import finetune, hard_stage, soft_stage
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CLASS_WEIGHTS = (None, "balanced")
 AUTO_FLOPS_CANDIDATES = (0.35, 0.45, 0.55, 0.65, 0.75)
-AUTO_FLOPS_TOLERANCE = 0.01  # within 1 point of the dense dev figure (or one dev example)
+AUTO_FLOPS_TOLERANCE = 0.01  # within 1 point of the dense dev figure (or its noise on dev, if more)
 AUTO_FLOPS_EXAMPLES = 300  # calibration sample for each candidate of the auto sweep
 
 
@@ -246,8 +246,10 @@ def finetune_model(base: str, data: DatasetSplits, cfg: FinetuneConfig) -> Artif
 def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfig,
                         candidates=AUTO_FLOPS_CANDIDATES) -> dict:
     """The smallest candidate budget whose calibrated thresholds (no training) keep the
-    head's dev figure (accuracy, micro-F1, Spearman) within ``AUTO_FLOPS_TOLERANCE`` (or
-    one dev example, if more) of dense.
+    head's dev figure (accuracy, micro-F1, Spearman) within ``AUTO_FLOPS_TOLERANCE`` of dense,
+    or within the dense figure's standard error on the dev split (or one dev example) where
+    that is more: on a few dozen dev examples a candidate a few points under dense is
+    indistinguishable from it, and taking the largest budget would throw the pruning away.
 
     Calibration alone is the pessimistic case: the LTP stages then train under the budget.
     Candidates run from the smallest up and stop at the first that qualifies; when none
@@ -255,7 +257,8 @@ def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfi
     """
     dense = evaluate(artifact, data.dev, mode="dense")["score"]
     metric = artifact.meta.head.metric
-    tolerance = max(AUTO_FLOPS_TOLERANCE, 1.0 / len(data.dev))
+    tolerance = max(AUTO_FLOPS_TOLERANCE, 1.0 / len(data.dev),
+                    standard_error(metric, dense, len(data.dev)))
     sample = random.Random(cfg.seed).sample(data.train, min(AUTO_FLOPS_EXAMPLES, len(data.train)))
     inputs = encode_examples(artifact.tokenizer, sample, artifact.meta.max_length)
     lengths = [e.num_tokens for e in inputs]

@@ -13,8 +13,10 @@ from ltp.bench.headline import (
     render,
     rewrite,
     same_engine,
+    same_schedule,
     service,
     small_data,
+    sweep,
 )
 from ltp.cli.parser import main
 
@@ -129,3 +131,35 @@ def test_small_data_gives_the_medians_over_the_seeds():
     assert small_data(result) == (
         "600 rows of rt-polarity, 3 seeds (median): dense **74.7** against TF-IDF 67.0 "
         "(macro-F1 73.7 against 65.0); LTP 74.1 at 0.45 relative FLOPs")
+
+
+def _sweep_row(method, setting, seed, accuracy, flops):
+    """A row of a sweep's CSV, as ``csv.DictReader`` gives it."""
+    return {"method": method, "setting": setting, "seed": seed, "accuracy": str(accuracy),
+            "relative_flops": str(flops), "relative_model_flops": str(flops),
+            "kept_fraction_per_layer": "1.000"}
+
+
+def test_the_sweep_cell_takes_each_setting_at_its_median_over_seeds():
+    rows = [_sweep_row("LTP", "target 0.5", 0, 0.80, 0.50),
+            _sweep_row("LTP", "target 0.5", 1, 0.86, 0.49),
+            _sweep_row("LTP", "target 0.5", 2, 0.82, 0.50),
+            _sweep_row("top-k + fine-tune", "LTP's schedule", 0, 0.79, 0.50),
+            _sweep_row("top-k + fine-tune", "LTP's schedule", 1, 0.81, 0.50),
+            _sweep_row("top-k + fine-tune", "LTP's schedule", 2, 0.85, 0.50),
+            _sweep_row("truncation", "max 16 tokens", "", 0.70, 0.45)]
+    # the median seed (82.0), not the best one (86.0); top-k + fine-tune likewise (81.0)
+    assert sweep(rows) == ("LTP 82.0 (median of 3 seeds) at 0.50 relative FLOPs; at or under "
+                           "the same FLOPs top-k + fine-tune 81.0, truncation 70.0")
+
+
+def test_the_schedule_cell_sets_ltp_beside_topk_on_its_own_schedule():
+    target = "FLOPs target 0.5, median scores, soft stage, distill 0.5"
+    rows = [_sweep_row("dense", "no pruning", "", 0.837, 1.0),
+            *(_sweep_row("LTP", target, s, a, 0.50) for s, a in enumerate((0.835, 0.828, 0.838))),
+            *(_sweep_row("top-k + fine-tune", "LTP's schedule for FLOPs 0.5", s, a, 0.51)
+              for s, a in enumerate((0.824, 0.824, 0.827)))]
+    assert same_schedule(rows) == (
+        "LTP **83.5** (median of 3 seeds) at 0.50 relative FLOPs, dense 83.7; top-k on the "
+        "same schedule, fine-tuned alike, 82.4")
+    assert same_schedule(rows[:1]) == "no LTP run at a FLOPs target"

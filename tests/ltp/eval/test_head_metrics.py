@@ -73,3 +73,16 @@ def test_multi_label_and_regression_baselines(tmp_path):
     assert base["tfidf"]["spearman"] > 0.9 and base["tfidf"]["alpha"] in (0.3, 1.0, 3.0, 10.0)
     reasons = weak_model({"metric": "spearman", "score": 0.5, "spearman": 0.5}, base)
     assert any("dense test spearman 50.0 is below the TF-IDF" in r for r in reasons)
+
+
+def test_standard_error_of_a_dev_figure():
+    from ltp.eval.metrics import standard_error
+
+    # 60 dev examples at 80% accuracy: sqrt(0.8 * 0.2 / 60) = 5.2 points
+    assert standard_error("accuracy", 0.80, 60) == pytest.approx(0.05164, abs=1e-5)
+    assert standard_error("micro_f1", 0.80, 6000) == pytest.approx(0.005164, abs=1e-6)
+    assert standard_error("accuracy", 1.0, 60) == 0.0  # no spread at the bound
+    # Spearman 0.5 on 109 examples: (1 - 0.25) * sqrt(1.06 / 106) = 0.075
+    assert standard_error("spearman", 0.5, 109) == pytest.approx(0.075)
+    with pytest.raises(ValueError):
+        standard_error("accuracy", 0.5, 0)
