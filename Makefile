@@ -87,6 +87,10 @@ sweep: models
 	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
 		--out reports/sweep-rt-polarity --lambdas '' --targets 0.5 --seeds 0,1,2 --distill 0.5 \
 		--threshold-lr 1e-4 --score-norm median --topk '' --truncate 40,32,24,16
+	$(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
+		--out reports/sweep-rt-polarity-ranking --lambdas '' --targets 0.5 --seeds 0,1,2 \
+		--distill 0.5 --threshold-lr 1e-4 --score-norm median --ranking 1.0 --ranking-top 20 \
+		--topk '' --truncate ''
 	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
 		--out reports/sweep-amazon-food --lambdas '' --targets 0.4 --distill 0.5 \
 		--threshold-lr 1e-4 --score-norm median \
