@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltp.bench.sweep import settings
+from ltp.bench.sweep_table import settings
 
 BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"
 WITHIN = 0.01  # "within 1.0 pt": an LTP row counts only within this of dense fp32 accuracy
@@ -136,10 +136,14 @@ def sweep(rows: list[dict]) -> str:
     if ltp is None:
         return "no LTP point at or under 0.5 relative FLOPs"
     flops = ltp["relative_flops"]
-    seeds = f" (median of {ltp['runs']} seeds)" if ltp["runs"] > 1 else ""
     others = [(m, best(m, flops)) for m in ("top-k", "top-k + fine-tune", "truncation")]
-    return (f"LTP {_pct(ltp['accuracy'])}{seeds} at {flops:.2f} relative FLOPs; at or under the "
+    return (f"LTP {_pct(ltp['accuracy'])}{_seeds(ltp)} at {flops:.2f} relative FLOPs; at or under the "
             "same FLOPs " + ", ".join(f"{m} {_pct(r['accuracy'])}" for m, r in others if r))
+
+
+def _seeds(point: dict) -> str:
+    """How many seeds a sweep setting's median is over, where more than one."""
+    return f" (median of {point['runs']} seeds)" if point["runs"] > 1 else ""
 
 
 def same_schedule(rows: list[dict]) -> str:
@@ -152,8 +156,7 @@ def same_schedule(rows: list[dict]) -> str:
         if method != "LTP" or not setting.startswith("FLOPs target "):
             continue
         target = setting.split()[2].rstrip(",")
-        seeds = f" (median of {p['runs']} seeds)" if p["runs"] > 1 else ""
-        cell = (f"LTP **{_pct(p['accuracy'])}**{seeds} at {p['relative_flops']:.2f} relative "
+        cell = (f"LTP **{_pct(p['accuracy'])}**{_seeds(p)} at {p['relative_flops']:.2f} relative "
                 f"FLOPs, dense {_pct(dense)}")
         tuned = points.get(("top-k + fine-tune", f"LTP's schedule for FLOPs {target}"))
         if tuned is not None:

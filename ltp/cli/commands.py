@@ -215,7 +215,8 @@ def _build_from_data(args: argparse.Namespace) -> dict:
 def cmd_sweep(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
-    from ltp.bench.sweep import SweepConfig, markdown_table, plot, run_sweep
+    from ltp.bench.sweep import SweepConfig, run_sweep
+    from ltp.bench.sweep_table import markdown_table, plot
     from ltp.data.datasets import load_dataset
 
     data = load_dataset(args.dataset)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from ltp.bench.sweep import SweepConfig, markdown_table, plot, run_sweep, settings
+from ltp.bench.sweep import SweepConfig, run_sweep
+from ltp.bench.sweep_table import markdown_table, plot, settings
 from ltp.data.datasets import load_dataset
 from ltp.train.stages import PruneConfig
 from tests.conftest import assert_bar_reaches

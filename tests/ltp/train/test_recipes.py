@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ltp.bench.sweep import plot
+from ltp.bench.sweep_table import plot
 from ltp.cli.parser import main
 from ltp.train.recipes import RecipeError, load_recipe
 
