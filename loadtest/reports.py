@@ -193,6 +193,26 @@ def overload_report(result: dict) -> str:
         *_probe_lines(result.get("probe"))])
 
 
+def burst_report(result: dict) -> str:
+    lines = [f"# Bursts: {result['clients']} clients at once, one request each, "
+             f"{result['rounds']} rounds", "",
+             f"Model `{result['model']}`, service flags `{_flags(result)}`; each client opens "
+             "its connection and sends one text of about 100 words at the same moment, the "
+             "server idle before each burst. The bare app refuses everything on the same "
+             f"server at the same priority. CPU: {result.get('cpu', '?')}.", "",
+             "| target | accepted a burst | refused a burst | refused p50 / p99 / max ms "
+             "(all bursts) | a burst's p99 ms: median (min-max) | 5xx | no answer |",
+             "|---|---|---|---|---|---|---|"]
+    for name, t in result["targets"].items():
+        r, per = t["refused_ms"], t["round_p99_ms"]
+        ms = lambda x: _fmt(x, ".1f")  # noqa: E731
+        spread = f"{ms(per['median'])} ({ms(per['min'])}-{ms(per['max'])})" if per else "-"
+        lines.append(f"| {name} | {t['accepted_per_round']:g} | {t['refused_per_round']:g} | "
+                     f"{ms(r['p50'])} / {ms(r['p99'])} / {ms(r['max'])} | {spread} | "
+                     f"{t['server_errors']} | {t['no_answer']} |")
+    return "\n".join([*lines, ""])
+
+
 def _opening_lines(later: dict | None) -> list[str]:
     """Refusals after the opening second, when every client connects and sends at once
     (runs recorded before it have none)."""

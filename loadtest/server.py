@@ -67,13 +67,19 @@ def ltp_serve(log: Path, models_dir: str | Path, models: list[str], *, default: 
     return start(cmd, port, log, env={"LTP_MODELS": json.dumps(models)}, cwd=server_dir)
 
 
+def baseline_app(log: Path, name: str, env: dict[str, str] | None = None,
+                 timeout_s: float = 180) -> Server:
+    """``loadtest.baselines.<name>:app`` on uvicorn (the server ``ltp serve`` runs), once its
+    ``/healthz`` answers."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", f"loadtest.baselines.{name}:app", "--host",
+           "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return start(cmd, port, log, env=env, ready="/healthz", timeout_s=timeout_s)
+
+
 def pipeline_app(log: Path, model_dir: str | Path) -> Server:
     """The naive baseline (``loadtest.baselines.pipeline_app``) serving ``model_dir``."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "loadtest.baselines.pipeline_app:app", "--host",
-           "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    env = {"LTP_BASELINE_MODEL": str(Path(model_dir).resolve())}
-    return start(cmd, port, log, env=env, ready="/healthz", timeout_s=180)
+    return baseline_app(log, "pipeline_app", {"LTP_BASELINE_MODEL": str(Path(model_dir).resolve())})
 
 
 def run_below_clients(server: Server, levels: int = 10) -> None:

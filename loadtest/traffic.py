@@ -85,6 +85,43 @@ async def _client(url: str, bodies: list[bytes], rng: random.Random, t0: float, 
         writer.close()
 
 
+async def _once(url: str, body: bytes, t0: float, path: str) -> Outcome:
+    """One connection, one request, then closed."""
+    host_port = url.split("://", 1)[1]
+    host, port = host_port.split(":")
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return Outcome(time.monotonic() - t0, 0.0, 0)
+    start = time.monotonic()
+    try:
+        status, _ = await _request(reader, writer, host_port, path, body)
+    except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+        status = 0
+    outcome = Outcome(start - t0, time.monotonic() - start, status)
+    writer.close()
+    return outcome
+
+
+def bursts(url: str, bodies: list[bytes], clients: int, rounds: int, pause_s: float = 1.0,
+           path: str = "/classify", seed: int = 0) -> list[list[Outcome]]:
+    """``rounds`` bursts: in each, ``clients`` clients open their connections and send one
+    request at once (as every client of a run does in its first second), then the next
+    burst follows ``pause_s`` after the last answer, the server idle again."""
+    rng = random.Random(seed)
+
+    async def main() -> list[list[Outcome]]:
+        out = []
+        for _ in range(rounds):
+            t0 = time.monotonic()
+            out.append(list(await asyncio.gather(
+                *(_once(url, rng.choice(bodies), t0, path) for _ in range(clients)))))
+            await asyncio.sleep(pause_s)
+        return out
+
+    return asyncio.run(main())
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

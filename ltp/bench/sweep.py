@@ -27,6 +27,7 @@ from ltp.core.artifact import load_artifact
 from ltp.core.config import PruningConfig
 from ltp.data.datasets import DatasetSplits
 from ltp.eval.evaluate import evaluate
+from ltp.eval.metrics import decision_agreement
 from ltp.train.loop import hard_stage
 from ltp.train.stages import PruneConfig, prune_model
 
@@ -66,13 +67,24 @@ def _row(method: str, setting: str, ev: dict, seed: int | None = None) -> dict:
 
 
 class _Rows(list):
-    """Rows that are written to the CSV as they come, so a cut-short sweep keeps its data."""
+    """Rows that are written to the CSV as they come, so a cut-short sweep keeps its data.
+    A trained row comes with its test decisions: every row of its setting then records how
+    often the setting's seeds so far decide alike (``seed_agreement``)."""
 
     def __init__(self, path: Path | None, bar: tqdm) -> None:
         super().__init__()
         self.path, self.bar = path, bar
+        self.decisions: dict[tuple[str, str], list[list]] = {}
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict, decisions: list | None = None) -> None:
+        if decisions is not None:
+            key = (row["method"], row["setting"])
+            runs = self.decisions.setdefault(key, [])
+            runs.append(decisions)
+            if (alike := decision_agreement(runs)) is not None:
+                for r in (*self, row):
+                    if (r["method"], r["setting"]) == key:
+                        r["seed_agreement"] = round(alike, 4)
         super().append(row)
         self.bar.update()
         log.info("sweep row: %s", row)
@@ -99,6 +111,11 @@ def _sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig, rows: _Rows)
     num_layers, normalizer = parent.model.encoder.num_layers, parent.meta.pruning.normalizer
     teacher = parent if cfg.prune.distill > 0 else None
 
+    def trained(method: str, setting: str, artifact, seed: int) -> None:
+        """A trained run's row, with its decisions for the agreement of its setting's seeds."""
+        ev = evaluate(artifact, examples, decisions=True)
+        rows.append(_row(method, setting, ev, seed), ev["decisions"])
+
     def topk_rows(ratios: list[float], setting: str, seeds: list[int],
                   seed: int | None = None) -> None:
         """Top-k at these keep ratios (``seed``: the LTP run they come from), then with the
@@ -113,7 +130,7 @@ def _sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig, rows: _Rows)
             tuned.model.set_pruning(topk)
             hard_stage(tuned, data.train,
                        replace(cfg.prune, seed=s).stage(tuned.meta.max_length, soft=False), teacher)
-            rows.append(_row("top-k + fine-tune", setting, evaluate(tuned, examples), s))
+            trained("top-k + fine-tune", setting, tuned, s)
 
     seeds = cfg.run_seeds()
     for target in cfg.topk_targets:
@@ -123,13 +140,12 @@ def _sweep(parent_dir: Path, data: DatasetSplits, cfg: SweepConfig, rows: _Rows)
         for seed in seeds:
             pruned = prune_model(parent_dir, data,
                                  replace(cfg.prune, lam=lam, target_flops=None, seed=seed))
-            rows.append(_row("LTP", f"lambda {lam}", evaluate(pruned, examples), seed))
+            trained("LTP", f"lambda {lam}", pruned, seed)
     for target in cfg.flops_targets:
         for seed in seeds:  # top-k on each run's own schedule, fine-tuned with its seed
             pruned = prune_model(parent_dir, data,
                                  replace(cfg.prune, target_flops=target, seed=seed))
-            rows.append(_row("LTP", _setting(pruned.meta.provenance["prune"]),
-                             evaluate(pruned, examples), seed))
+            trained("LTP", _setting(pruned.meta.provenance["prune"]), pruned, seed)
             keep = pruned.meta.provenance["calibration"]["hard_start_keep"]
             topk_rows([*keep, 1.0], f"LTP's schedule for FLOPs {target}", [seed], seed)
     for path in cfg.artifacts:

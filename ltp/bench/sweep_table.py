@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 FIELDS = ["method", "setting", "seed", "accuracy", "relative_flops", "relative_model_flops",
-          "kept_fraction_per_layer"]
+          "kept_fraction_per_layer", "seed_agreement"]
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -21,7 +21,8 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def settings(rows: list[dict]) -> list[dict]:
     """One entry per (method, setting), in the order they first appear: the median over its
-    rows (its seeds) of accuracy and FLOPs, and each seed's accuracy."""
+    rows (its seeds) of accuracy and FLOPs, each seed's accuracy, and how often its seeds
+    decide alike (``seed_agreement``, None for one seed or a sweep that did not record it)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["method"], r["setting"]), []).append(r)
@@ -36,7 +37,9 @@ def settings(rows: list[dict]) -> list[dict]:
                     "relative_flops": statistics.median(flops),
                     "relative_model_flops": statistics.median(
                         float(r["relative_model_flops"]) for r in runs),
-                    "kept_fraction_per_layer": runs[middle]["kept_fraction_per_layer"]})
+                    "kept_fraction_per_layer": runs[middle]["kept_fraction_per_layer"],
+                    "seed_agreement": next((float(r["seed_agreement"]) for r in runs
+                                            if r.get("seed_agreement") not in (None, "")), None)})
     return out
 
 
@@ -80,7 +83,8 @@ def plot(rows: list[dict], path: Path, title: str):
 
 def markdown_table(rows: list[dict]) -> str:
     """A line per (method, setting): the median over its seeds, and each seed's accuracy
-    with their spread where there are several."""
+    with their spread where there are several (and the share of test examples on which
+    every two seeds decide alike, where recorded)."""
     lines = ["| method | setting | accuracy | relative FLOPs | whole model | kept fraction per layer "
              "| seeds: accuracy (spread) |",
              "|---|---|---|---|---|---|---|"]
@@ -89,7 +93,9 @@ def markdown_table(rows: list[dict]) -> str:
         if p["runs"] > 1:
             each = " / ".join(f"{s}: {100 * a:.1f}" for s, a in zip(p["seeds"], p["accuracies"],
                                                                     strict=True))
-            seeds = f"{each} ({100 * (max(p['accuracies']) - min(p['accuracies'])):.1f} pt)"
+            alike = ("" if p["seed_agreement"] is None
+                     else f"; decide alike on {100 * p['seed_agreement']:.1f}%")
+            seeds = f"{each} ({100 * (max(p['accuracies']) - min(p['accuracies'])):.1f} pt{alike})"
         elif p["seeds"][0] != "":
             seeds = f"{p['seeds'][0]}"
         lines.append(f"| {p['method']} | {p['setting']} | {100 * p['accuracy']:.1f} | "

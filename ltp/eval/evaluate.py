@@ -59,12 +59,14 @@ def evaluate(
     batch_size: int = 64,
     truncate_to: int | None = None,
     progress: bool = False,
+    decisions: bool = False,
 ) -> dict:
     """Evaluate on ``examples``.
 
     FLOPs are relative to the dense model on the full inputs (up to the artifact's max
     length), so truncation (``truncate_to``) is charged against the same reference as
-    pruning.
+    pruning. ``decisions``: also each example's decision (label index, label set or value),
+    in the order of ``examples``.
     """
     enc = artifact.model.encoder
     logits, kept, inputs, full = predict_logits(artifact, examples, mode, batch_size,
@@ -75,7 +77,8 @@ def evaluate(
     reference = dense_kept(n_full, enc.num_layers)
     flops = encoder_flops(d, d_ff, n_in, kept).sum()
     whole = model_flops(d, d_ff, c, n_in, kept, dense=mode == "dense").sum()
-    return head_metrics(artifact, logits, examples) | {
+    extra = {"decisions": artifact.meta.head.decide(logits).tolist()} if decisions else {}
+    return head_metrics(artifact, logits, examples) | extra | {
         "relative_flops": float(flops / encoder_flops(d, d_ff, n_full, reference).sum()),
         "relative_model_flops": float(whole / model_flops(d, d_ff, c, n_full, reference, True).sum()),
         "kept_tokens_per_layer": [round(float(x), 2) for x in kept.double().mean(0)],

@@ -84,6 +84,18 @@ THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 MIN_TUNING_POSITIVES = 5  # a label with fewer positives on the tuning split keeps 0.5
 
 
+def decision_agreement(runs: list[list]) -> float | None:
+    """How often models decide alike: over every two of ``runs`` (each one decision per
+    example, in the same order: a label index or a label set), the share of examples with
+    equal decisions, averaged over the pairs. None for fewer than two runs, or for values
+    (a regression head's), which are never exactly equal."""
+    if len(runs) < 2 or any(isinstance(d, float) for run in runs for d in run[:1]):
+        return None
+    shares = [sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+              for i, a in enumerate(runs) for b in runs[i + 1:]]
+    return sum(shares) / len(shares)
+
+
 def tune_thresholds(probabilities, y_true, default: float = 0.5) -> list[float]:
     """Per label, the threshold of ``THRESHOLD_GRID`` that maximises the label's F1 on these
     (N, C) sigmoid scores and 0/1 targets (a dev split); labels with fewer than

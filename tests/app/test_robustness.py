@@ -117,6 +117,38 @@ def test_unknown_routes_and_methods_answer_the_error_body(live):
     assert r.status_code == 405 and set(r.json()) == {"error", "error_type"}
 
 
+def test_an_unexpected_exception_is_a_500_with_the_error_body_wherever_it_is_raised(
+        models_dir, caplog):
+    """In a route (Starlette's server-error layer answers) and in admission (outside that
+    layer: the guard answers): the error body, Connection: close, one logged line."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    app = create_app(settings_for(models_dir))
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as c, caplog.at_level(logging.ERROR, "app"):
+        answers = [c.get("/boom")]
+
+        def broken(*args):
+            raise RuntimeError("a bug in admission")
+
+        app.state.front.engine.admit_early = broken
+        answers.append(c.post("/classify", content=GOOD))
+    for r in answers:
+        assert r.status_code == 500 and r.headers["connection"] == "close"
+        assert r.json() == {"error": "internal error", "error_type": "internal_error"}
+    logged = [rec for rec in caplog.records if "unhandled error" in rec.getMessage()]
+    assert [rec.getMessage() for rec in logged] == ["unhandled error on /boom",
+                                                    "unhandled error on /classify"]
+    # the exception logged is the one raised, not one of the layer that answered it
+    assert [str(rec.exc_info[1]) for rec in logged] == ["a bug", "a bug in admission"]
+
+
 def test_unknown_model_names_share_one_metric_label(live):
     for i in range(20):
         r = httpx.post(f"{live.url}/classify", json={"inputs": "x", "model": f"random-{i}"})

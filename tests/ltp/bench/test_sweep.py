@@ -58,6 +58,13 @@ def test_each_seed_trains_its_own_ltp_and_topk_rows(tiny_artifact_dir, tiny_csv)
     ltp_line = next(line for line in table if line.startswith("| LTP |"))
     accuracies = [100 * r["accuracy"] for r in rows if r["method"] == "LTP"]
     assert f"0: {accuracies[0]:.1f} / 1: {accuracies[1]:.1f}" in ltp_line
+    # every trained setting's rows record how often its two seeds decide alike
+    for method in ("LTP", "top-k + fine-tune"):
+        alike = {r["seed_agreement"] for r in rows if r["method"] == method}
+        assert len(alike) == 1 and 0.0 <= next(iter(alike)) <= 1.0
+    assert all("seed_agreement" not in r for r in rows if r["method"] in ("dense", "top-k"))
+    (ltp,) = [p for p in settings(rows) if p["method"] == "LTP"]
+    assert f"decide alike on {100 * ltp['seed_agreement']:.1f}%)" in ltp_line
 
 
 def _rows(method, setting, accuracies, flops=0.5):

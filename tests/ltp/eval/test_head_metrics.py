@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from ltp.data.datasets import Columns, load_dataset
-from ltp.eval.metrics import multilabel_metrics, regression_metrics, tune_thresholds
+from ltp.eval.metrics import (
+    decision_agreement,
+    multilabel_metrics,
+    regression_metrics,
+    tune_thresholds,
+)
 from ltp.train.baselines import baselines, weak_model
 
 
@@ -86,3 +91,13 @@ def test_standard_error_of_a_dev_figure():
     assert standard_error("spearman", 0.5, 109) == pytest.approx(0.075)
     with pytest.raises(ValueError):
         standard_error("accuracy", 0.5, 0)
+
+
+def test_decision_agreement_averages_every_pair_of_runs():
+    a, b, c = [0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 0, 0]
+    # a-b agree on 3 of 4, a-c on 2, b-c on 3
+    assert decision_agreement([a, b, c]) == pytest.approx((0.75 + 0.5 + 0.75) / 3)
+    assert decision_agreement([a, a]) == 1.0
+    assert decision_agreement([[[0, 1], [1]], [[0, 1], [0]]]) == 0.5  # label sets, whole
+    assert decision_agreement([a]) is None
+    assert decision_agreement([[0.5, 1.0], [0.5, 1.0]]) is None  # values are not decisions

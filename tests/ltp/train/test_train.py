@@ -62,6 +62,11 @@ def test_eval_fields_and_truncation(tiny_artifact_dir, data):
     assert cut["relative_flops"] < 1.0
     pruned = evaluate(artifact, data.test)
     assert pruned["relative_flops"] < 1.0
+    assert "decisions" not in pruned  # only when asked
+    decided = evaluate(artifact, data.test, decisions=True)
+    assert len(decided["decisions"]) == len(data.test)
+    correct = [d == e.label for d, e in zip(decided["decisions"], data.test, strict=True)]
+    assert sum(correct) / len(correct) == pytest.approx(decided["accuracy"])
 
 
 def test_training_batches_cover_every_example_once():

@@ -1,0 +1,77 @@
+"""``burst``: every client opens its connection and sends one request at the same moment,
+round after round with the service idle in between: the overload run's opening second,
+repeated so that its tail is a statistic rather than one draw.
+
+The same bursts then go to a bare ASGI app that refuses everything
+(``loadtest.baselines.refuse_app``), on the same server (uvicorn) at the same priority: the
+floor of an answer from Python on this machine, with the clients on the same cores. The
+service's refusals over that floor are what its own layers cost in a burst.
+
+    python -m loadtest burst --model reviews-minilm-ltp --clients 200 --rounds 20 --out reports/burst
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from loadtest.reports import burst_report
+from loadtest.results import pct
+from loadtest.scenarios.common import finish, service_arguments, start_service, write
+from loadtest.server import baseline_app, run_below_clients
+from loadtest.traffic import Outcome, bodies_for, bursts, drive, texts_of
+from ltp.core.machine import cpu_name
+
+FLOOR = "bare ASGI refusal"
+
+
+def summarize_bursts(rounds: list[list[Outcome]]) -> dict:
+    """Per burst: its answers by kind; over the bursts: the refusals' latency pooled, and
+    each burst's own p99 (median and range)."""
+    refused = [o.seconds for r in rounds for o in r if o.status == 429]
+    per_round = [pct([o.seconds for o in r if o.status == 429], 99) for r in rounds]
+    per_round = [p for p in per_round if p is not None]
+    count = lambda r, test: sum(1 for o in r if test(o.status))  # noqa: E731
+    return {
+        "rounds": len(rounds),
+        "accepted_per_round": statistics.median(count(r, lambda s: s == 200) for r in rounds),
+        "refused_per_round": statistics.median(count(r, lambda s: s == 429) for r in rounds),
+        "refused_ms": {"p50": pct(refused, 50), "p99": pct(refused, 99), "max": pct(refused, 100)},
+        "round_p99_ms": ({"median": statistics.median(per_round), "min": min(per_round),
+                          "max": max(per_round)} if per_round else None),
+        "server_errors": sum(count(r, lambda s: s >= 500) for r in rounds),
+        "no_answer": sum(count(r, lambda s: s == 0) for r in rounds),
+    }
+
+
+def burst(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bodies = bodies_for(texts_of(args.dataset, 80, 120), 1)  # the overload run's texts
+    targets = {}
+    with start_service(args, out) as server:
+        drive(server.url, bodies[:8], min(8, args.clients), 3)  # warm, untimed
+        targets["service"] = summarize_bursts(bursts(server.url, bodies, args.clients,
+                                                     args.rounds, args.pause))
+    with baseline_app(out / "floor.log", "refuse_app") as floor:
+        run_below_clients(floor)
+        targets[FLOOR] = summarize_bursts(bursts(floor.url, bodies, args.clients, args.rounds,
+                                                 args.pause))
+    service = targets["service"]
+    result = {"clients": args.clients, "rounds": args.rounds, "model": args.model, "cpu": cpu_name(),
+              "serve_args": args.serve_args, "targets": targets,
+              "server_errors": service["server_errors"], "no_answer": service["no_answer"]}
+    write(out, result, burst_report(result))
+    return result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    service_arguments(p, clients=200)
+    p.add_argument("--rounds", type=int, default=20, help="bursts against each target")
+    p.add_argument("--pause", type=float, default=1.0,
+                   help="seconds between a burst's last answer and the next burst")
+
+
+def main(args: argparse.Namespace) -> int:
+    return finish(burst(args), Path(args.out))
