@@ -203,9 +203,11 @@ def burst_report(result: dict) -> str:
              "| target | accepted a burst | refused a burst | refused p50 / p99 / max ms "
              "(all bursts) | a burst's p99 ms: median (min-max) | 5xx | no answer |",
              "|---|---|---|---|---|---|---|"]
+    def ms(x: float | None) -> str:
+        return _fmt(x, ".1f")
+
     for name, t in result["targets"].items():
         r, per = t["refused_ms"], t["round_p99_ms"]
-        ms = lambda x: _fmt(x, ".1f")  # noqa: E731
         spread = f"{ms(per['median'])} ({ms(per['min'])}-{ms(per['max'])})" if per else "-"
         lines.append(f"| {name} | {t['accepted_per_round']:g} | {t['refused_per_round']:g} | "
                      f"{ms(r['p50'])} / {ms(r['p99'])} / {ms(r['max'])} | {spread} | "

@@ -54,15 +54,26 @@ async def _request(reader, writer, host: str, path: str, body: bytes) -> tuple[i
     return status, headers
 
 
-async def _client(url: str, bodies: list[bytes], rng: random.Random, t0: float, until: float,
-                  run: Run, path: str) -> None:
+# a request that failed on the way: the connection refused, reset or closed early, or an
+# answer that is not HTTP
+FAILED = (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError)
+
+
+def _address(url: str) -> tuple[str, str, int]:
+    """``http://host:port`` -> ("host:port", host, port)."""
     host_port = url.split("://", 1)[1]
     host, port = host_port.split(":")
+    return host_port, host, int(port)
+
+
+async def _client(url: str, bodies: list[bytes], rng: random.Random, t0: float, until: float,
+                  run: Run, path: str) -> None:
+    host_port, host, port = _address(url)
     reader = writer = None
     while time.monotonic() < until:
         if writer is None:
             try:
-                reader, writer = await asyncio.open_connection(host, int(port))
+                reader, writer = await asyncio.open_connection(host, port)
             except OSError:
                 run.outcomes.append(Outcome(time.monotonic() - t0, 0.0, 0))
                 await asyncio.sleep(0.1)
@@ -70,7 +81,7 @@ async def _client(url: str, bodies: list[bytes], rng: random.Random, t0: float, 
         start = time.monotonic()
         try:
             status, headers = await _request(reader, writer, host_port, path, rng.choice(bodies))
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+        except FAILED:
             run.outcomes.append(Outcome(start - t0, time.monotonic() - start, 0))
             writer.close()
             reader = writer = None
@@ -97,16 +108,15 @@ def _freeze_heap() -> None:
 
 async def _once(url: str, body: bytes, t0: float, path: str) -> Outcome:
     """One connection, one request, then closed."""
-    host_port = url.split("://", 1)[1]
-    host, port = host_port.split(":")
+    host_port, host, port = _address(url)
     try:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await asyncio.open_connection(host, port)
     except OSError:
         return Outcome(time.monotonic() - t0, 0.0, 0)
     start = time.monotonic()
     try:
         status, _ = await _request(reader, writer, host_port, path, body)
-    except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+    except FAILED:
         status = 0
     outcome = Outcome(start - t0, time.monotonic() - start, status)
     writer.close()

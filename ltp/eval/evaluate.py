@@ -35,12 +35,13 @@ def predict_logits(artifact: Artifact, examples: list[Example], mode: str = "com
     return logits, kept, inputs, full
 
 
-def head_metrics(artifact: Artifact, logits: torch.Tensor, examples: list[Example]) -> dict:
-    """The head's metrics of ``logits`` against the examples' labels, with the task loss and
-    the headline figure (``metric`` names it, ``score`` holds it)."""
+def head_metrics(artifact: Artifact, logits: torch.Tensor, examples: list[Example],
+                 decided: torch.Tensor) -> dict:
+    """The head's metrics of its ``decided`` answers (from ``logits``) against the examples'
+    labels, with the task loss and the headline figure (``metric`` names it, ``score``
+    holds it)."""
     head, labels = artifact.meta.head, artifact.meta.labels
     y = targets(head.problem_type, [e.label for e in examples], len(labels))
-    decided = head.decide(logits)
     loss = float(head.loss(logits, y))
     if head.problem_type == MULTI_LABEL:
         out = multilabel_metrics(y.bool().numpy(), decided.numpy(), labels)
@@ -77,8 +78,9 @@ def evaluate(
     reference = dense_kept(n_full, enc.num_layers)
     flops = encoder_flops(d, d_ff, n_in, kept).sum()
     whole = model_flops(d, d_ff, c, n_in, kept, dense=mode == "dense").sum()
-    extra = {"decisions": artifact.meta.head.decide(logits).tolist()} if decisions else {}
-    return head_metrics(artifact, logits, examples) | extra | {
+    decided = artifact.meta.head.decide(logits)
+    extra = {"decisions": decided.tolist()} if decisions else {}
+    return head_metrics(artifact, logits, examples, decided) | extra | {
         "relative_flops": float(flops / encoder_flops(d, d_ff, n_full, reference).sum()),
         "relative_model_flops": float(whole / model_flops(d, d_ff, c, n_full, reference, True).sum()),
         "kept_tokens_per_layer": [round(float(x), 2) for x in kept.double().mean(0)],

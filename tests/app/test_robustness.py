@@ -119,8 +119,8 @@ def test_unknown_routes_and_methods_answer_the_error_body(live):
 
 def test_an_unexpected_exception_is_a_500_with_the_error_body_wherever_it_is_raised(
         models_dir, caplog):
-    """In a route (Starlette's server-error layer answers) and in admission (outside that
-    layer: the guard answers): the error body, Connection: close, one logged line."""
+    """In a route and in admission, before any parsing: the guard answers with the error
+    body and Connection: close, and logs one line with the exception raised."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
@@ -145,7 +145,6 @@ def test_an_unexpected_exception_is_a_500_with_the_error_body_wherever_it_is_rai
     logged = [rec for rec in caplog.records if "unhandled error" in rec.getMessage()]
     assert [rec.getMessage() for rec in logged] == ["unhandled error on /boom",
                                                     "unhandled error on /classify"]
-    # the exception logged is the one raised, not one of the layer that answered it
     assert [str(rec.exc_info[1]) for rec in logged] == ["a bug", "a bug in admission"]
 
 
