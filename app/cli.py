@@ -41,7 +41,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> dict:
     import uvicorn
 
-    from app.main import create_app
+    from app.protocol import server_config
     from ltp.core.artifact import ArtifactError, resolve_device
 
     settings = settings_from_args(args)
@@ -53,8 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> dict:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    config = uvicorn.Config(create_app(settings), **settings.server_options(),
-                            log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG)
+    config = server_config(settings, log_config=None if settings.log_json
+                           else uvicorn.config.LOGGING_CONFIG)
     server = _draining_server(uvicorn)(config)
     server.run()
     if not server.started:

@@ -35,7 +35,7 @@ from app.errors import (
 from app.loading import batch_size, load_models, warm_up, worker_plan
 from app.memory import HeapTrimmer
 from app.metrics import Metrics
-from app.middleware import INFERENCE_PATHS, Admission, BodyLimit, ErrorGuard
+from app.middleware import INFERENCE_PATHS, Admission, BodyLimit, ErrorGuard, Turns
 from app.schemas import ClassifyRequest, InfinityClassifyRequest, PredictRequest, TokenizeRequest
 from app.settings import Settings
 from ltp.core.artifact import resolve_device
@@ -148,11 +148,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ready = False
+    app.state.turns = Turns(settings.admitted_per_turn)
     app.include_router(routes.router)
     app.include_router(compat.router)
     _handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Admission, fastapi_app=app, per_turn=settings.admitted_per_turn)
+    app.add_middleware(Admission, fastapi_app=app)
     app.add_middleware(ErrorGuard)
     app.openapi = _openapi(app)
     return app

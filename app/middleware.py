@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from app.errors import PayloadTooLargeError, ServiceError, error_response
 
+if TYPE_CHECKING:
+    from app.engine.engine import Reservation
+
 log = logging.getLogger("app")
 # requests counted in ltp_requests_total and admitted before parsing; TEI's client posts to "/"
 INFERENCE_PATHS = ("/classify", "/predict", "/", "/invocations", "/rerank", "/vertex")
 RESERVATION = "admission_reservation"  # the key of an admitted request's hold in its state
+TURN_TAKEN = "admission_turn_taken"  # set in its state where the protocol gave it its turn
 
 
 def declared_length(scope) -> int | None:
@@ -55,54 +62,93 @@ class Admission:
 
     An admitted request holds the work its body is expected to bring (``Reservation``, put in
     ``scope["state"]`` for the handler to release as it queues the request), then waits for
-    its turn (``Turns``): requests that arrived with it are decided before any of them is
-    parsed, and in a burst a turn of the loop parses only a few admitted requests, so the
-    requests arriving meanwhile get their refusals first, not after all the admitted ones'
-    parsing."""
+    its turn (the app's ``Turns``): requests that arrived with it are decided before any of
+    them is parsed, and in a burst a turn of the loop parses only a few admitted requests, so
+    the requests arriving meanwhile get their refusals first, not after all the admitted
+    ones' parsing. Behind the service's protocol both were done before the request's task
+    started; this layer then only releases the hold."""
 
-    def __init__(self, app, fastapi_app: FastAPI, per_turn: int) -> None:
+    def __init__(self, app, fastapi_app: FastAPI) -> None:
         self.app, self.state = app, fastapi_app.state
-        self.turns = Turns(per_turn)
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] != "http" or scope["path"] not in INFERENCE_PATHS
-                or scope["method"] != "POST" or not getattr(self.state, "ready", False)):
-            return await self.app(scope, receive, send)
-        front = self.state.front
         try:
-            reservation = front.engine.admit_early(front.settings.default_model,
-                                                   declared_length(scope) or 0)
+            reservation = admit_early(self.state, scope)
         except ServiceError as error:
-            self.state.metrics.record_request(None, error.status, error_type=error.type)
             return await error_response(error)(scope, receive, send)
-        scope.setdefault("state", {})[RESERVATION] = reservation
+        if reservation is None:
+            return await self.app(scope, receive, send)
         try:
-            await self.turns.wait()
+            if not scope["state"].get(TURN_TAKEN):
+                await self.state.turns.wait()
             return await self.app(scope, receive, send)
         finally:
             reservation.release()
 
 
+def admit_early(state, scope) -> Reservation | None:
+    """Admission before parsing, asked once a request: by the service's protocol where the
+    request's head is parsed (``app.protocol``), else by ``Admission``. None for requests it
+    does not apply to; else the request's hold, kept in its scope's state; or the refusal
+    (``ServiceError``, 429), counted in the metrics here."""
+    if (scope["type"] != "http" or scope["path"] not in INFERENCE_PATHS
+            or scope["method"] != "POST" or not getattr(state, "ready", False)):
+        return None
+    held = scope.setdefault("state", {})
+    if RESERVATION not in held:
+        front = state.front
+        try:
+            held[RESERVATION] = front.engine.admit_early(front.settings.default_model,
+                                                         declared_length(scope) or 0)
+        except ServiceError as error:
+            state.metrics.record_request(None, error.status, error_type=error.type)
+            raise
+    return held[RESERVATION]
+
+
 class Turns:
     """At most ``per_turn`` callers go on in one turn of the event loop; ``wait`` always
-    yields at least once, and a caller over the count waits for a later turn. Between two
-    turns the loop reads the sockets, so work that arrives meanwhile runs before the rest."""
+    yields at least once, and a caller over the count waits, in order of arrival, for a
+    later turn. Between two turns the loop reads the sockets, so work that arrives meanwhile
+    runs before the rest. A waiting caller sleeps until a turn has room for it: a burst of
+    ``n`` waiters costs the loop ``n`` wake-ups, not one per waiter and turn."""
 
     def __init__(self, per_turn: int) -> None:
         self.per_turn, self._used, self._reset_due = per_turn, 0, False
+        self._waiting: deque[asyncio.Future] = deque()
 
     async def wait(self) -> None:
-        while True:
-            await asyncio.sleep(0)
-            if self._used < self.per_turn:
-                self._used += 1
-                if not self._reset_due:
-                    asyncio.get_running_loop().call_soon(self._reset)
-                    self._reset_due = True
-                return
+        await asyncio.sleep(0)
+        if self._used < self.per_turn and not self._waiting:
+            return self._take()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        await waiter  # its turn's room was taken for it
+
+    def start(self, begin: Callable[[], None]) -> None:
+        """Call ``begin`` (which starts a request's task) now if this turn has room, else in
+        the first later turn that has."""
+        if self._used < self.per_turn and not self._waiting:
+            self._take()
+            return begin()
+        waiter = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(lambda _: begin())
+        self._waiting.append(waiter)
+
+    def _take(self) -> None:
+        self._used += 1
+        if not self._reset_due:
+            asyncio.get_running_loop().call_soon(self._reset)
+            self._reset_due = True
 
     def _reset(self) -> None:
+        """A new turn: room for the next ``per_turn`` waiters (who go on in the turn after)."""
         self._used, self._reset_due = 0, False
+        while self._waiting and self._used < self.per_turn:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # a cancelled waiter takes no room
+                waiter.set_result(None)
+                self._take()
 
 
 class BodyLimit:

@@ -94,7 +94,7 @@ def overload(result: dict) -> str:
     return (f"{result['clients']} clients: {result['statuses'].get('200', 0):,} answered, "
             f"{result['statuses'].get('429', 0):,} refused; accepted p99 "
             f"{result['accepted_ms']['p99'] / 1000:.2f} s, refused p99 "
-            f"{refused:.0f} ms{after}; {result['server_errors']} 5xx")
+            f"**{refused:.0f} ms**{after}; {result['server_errors']} 5xx")
 
 
 def soak(result: dict) -> str:
@@ -196,7 +196,8 @@ ROWS = (
         "reports/compare-amazon-food/results.json", "reports/compare-amazon-food/report.md",
         service),
     Row("overload, 200 clients for 30 s", "reports/overload/reviews-single-text/result.json",
-        "reports/overload/reviews-single-text/report.md", overload),
+        "reports/overload/reviews-single-text/report.md", overload,
+        "reports/overload/reviews-single-text-run*/result.json"),
     Row("soak, 8 clients of mixed traffic", "reports/soak/reviews-fp32/result.json",
         "reports/soak/reviews-fp32/report.md", soak),
     Row("malformed and over-limit requests beside 8 good clients",

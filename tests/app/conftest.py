@@ -10,6 +10,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.protocol import server_config
 from app.settings import Settings
 from loadtest.processes import free_port
 
@@ -26,13 +27,14 @@ def client(models_dir):
 
 
 class RunningServer:
-    """uvicorn serving the real app on a loopback port, in a thread."""
+    """uvicorn serving the real app on a loopback port, in a thread, as ``ltp serve`` does
+    (``options`` override uvicorn's)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **options) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        options = settings.server_options() | dict(host="127.0.0.1", port=self.port)
-        config = uvicorn.Config(create_app(settings), **options, log_level="warning", lifespan="on")
+        config = server_config(settings, **dict(host="127.0.0.1", port=self.port,
+                                                log_level="warning", lifespan="on") | options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

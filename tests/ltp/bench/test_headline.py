@@ -114,9 +114,9 @@ def test_overload_gives_the_refusals_after_the_opening_where_a_run_has_them():
     result = {"clients": 200, "statuses": {"200": 8000, "429": 1900}, "server_errors": 0,
               "accepted_ms": {"p99": 550.0}, "refused_ms": {"p99": 33.0}}
     assert overload(result) == ("200 clients: 8,000 answered, 1,900 refused; accepted p99 0.55 s, "
-                                "refused p99 33 ms; 0 5xx")
+                                "refused p99 **33 ms**; 0 5xx")
     later = overload(result | {"refused_after_opening_ms": {"p50": 2.0, "p99": 7.2, "max": 9.0}})
-    assert "refused p99 33 ms (7 ms after the first second); 0 5xx" in later
+    assert "refused p99 **33 ms** (7 ms after the first second); 0 5xx" in later
 
 
 def test_small_data_gives_the_medians_over_the_seeds():
