@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> dict:
     import uvicorn
 
-    from app.protocol import server_config
+    from app.server import Server, server_config
     from ltp.core.artifact import ArtifactError, resolve_device
 
     settings = settings_from_args(args)
@@ -55,25 +54,11 @@ def cmd_serve(args: argparse.Namespace) -> dict:
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     config = server_config(settings, log_config=None if settings.log_json
                            else uvicorn.config.LOGGING_CONFIG)
-    server = _draining_server(uvicorn)(config)
+    server = Server(config)
     server.run()
     if not server.started:
         sys.exit(3)  # uvicorn's exit status when the server did not start
     return {}
-
-
-def _draining_server(uvicorn):
-    class DrainingServer(uvicorn.Server):
-        """uvicorn's server, except that once SIGTERM's graceful shutdown has answered every
-        accepted request, the process exits 0: uvicorn re-raises the signal after its
-        shutdown, and the exit status 143 reads as a failure to init systems and
-        orchestrators, though nothing was lost."""
-
-        async def shutdown(self, sockets=None) -> None:
-            await super().shutdown(sockets)
-            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
-
-    return DrainingServer
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:

@@ -6,11 +6,10 @@ import threading
 import time
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.protocol import server_config
+from app.server import Server, server_config
 from app.settings import Settings
 from loadtest.processes import free_port
 
@@ -35,7 +34,7 @@ class RunningServer:
         self.url = f"http://127.0.0.1:{self.port}"
         config = server_config(settings, **dict(host="127.0.0.1", port=self.port,
                                                 log_level="warning", lifespan="on") | options)
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> RunningServer:

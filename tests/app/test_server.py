@@ -1,5 +1,6 @@
-"""The service's HTTP protocol: refusals answered where the request's head is parsed, with
-the bytes the ASGI path sends, and admitted requests started a few a turn of the loop."""
+"""The service at the socket: refusals answered where the request's head is parsed, with
+the bytes the ASGI path sends; admitted requests started a few a turn of the loop; every
+connection waiting in the kernel accepted at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import httpx
 
 from app.middleware import Turns
+from app.server import accept_waiting
 from tests.app.conftest import RunningServer, settings_for
 
 BODY = b'{"inputs": "a good film"}'
@@ -118,3 +120,40 @@ def test_requests_admitted_at_the_socket_start_a_few_a_turn_in_order():
     assert seen[0] == [0, 1, 2] and seen[-1] == list(range(9))
     growth = [len(b) - len(a) for a, b in itertools.pairwise(seen)]
     assert max(growth) <= 3 and sum(growth) == 6
+
+
+def test_every_connection_waiting_in_the_kernel_is_accepted_at_once():
+    """Five connections queued on a listening socket: one call accepts them all and each gets
+    its protocol from the factory, connected, as the server's own accept would."""
+
+    class Recording(asyncio.Protocol):
+        made: list = []
+
+        def connection_made(self, transport):
+            Recording.made.append(transport)
+
+    async def scenario():
+        listening = socket.create_server(("127.0.0.1", 0))
+        listening.setblocking(False)
+        clients = [socket.create_connection(listening.getsockname()) for _ in range(5)]
+        tasks: set = set()
+        first = accept_waiting([listening], Recording, tasks)
+        await asyncio.gather(*tasks)
+        again = accept_waiting([listening], Recording, tasks)
+        for transport in Recording.made:
+            transport.close()
+        for sock in (*clients, listening):
+            sock.close()
+        return first, again, len(Recording.made)
+
+    assert asyncio.run(scenario()) == (5, 0, 5)
+
+
+def test_the_server_accepts_waiting_connections_each_turn_while_it_serves(models_dir):
+    with RunningServer(settings_for(models_dir)) as server:
+        turns = server.server.config.app.state.turns
+        assert turns.on_turn is not None and turns.on_turn.func is accept_waiting
+        listeners = turns.on_turn.args[0]
+        assert [s.getsockname()[1] for s in listeners] == [server.port]
+        assert httpx.post(f"{server.url}/classify", json={"inputs": "good"}).status_code == 200
+    assert turns.on_turn is None and all(s.fileno() == -1 for s in listeners)
