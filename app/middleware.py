@@ -116,9 +116,6 @@ class Turns:
     def __init__(self, per_turn: int) -> None:
         self.per_turn, self._used, self._reset_due = per_turn, 0, False
         self._waiting: deque[asyncio.Future] = deque()
-        # called at the start of each turn that callers wait in (the server accepts the
-        # connections waiting in the kernel there: ``app.server.Server``)
-        self.on_turn: Callable[[], object] | None = None
 
     async def wait(self) -> None:
         await asyncio.sleep(0)
@@ -147,8 +144,6 @@ class Turns:
     def _reset(self) -> None:
         """A new turn: room for the next ``per_turn`` waiters (who go on in the turn after)."""
         self._used, self._reset_due = 0, False
-        if self.on_turn is not None:
-            self.on_turn()
         while self._waiting and self._used < self.per_turn:
             waiter = self._waiting.popleft()
             if not waiter.done():  # a cancelled waiter takes no room

@@ -15,12 +15,14 @@ admitted first do not run even the first layers of the ASGI stack before the res
 burst is read. While the connection's writes are paused, or if the decision itself fails,
 the request takes the ASGI path, whose error guard answers what goes wrong.
 
-**Every waiting connection accepted each turn.** libuv (uvloop's core) accepts one
+**Every waiting connection accepted at once.** libuv (uvloop's core) accepts one
 connection each time it polls the listening socket (libuv/libuv#3696). While the loop's
 turns are short that is enough; when a burst's admitted requests make each turn a few
 milliseconds long, the rest of the burst waited in the kernel's accept queue, one
-connection a turn: 60-150 ms for the last of 200 in some bursts. ``Server`` accepts every
-connection waiting in the queue at the start of each turn that admitted requests wait in.
+connection a turn: 60-150 ms for the last of 200 in some bursts. Here, whenever a
+connection is made, every connection waiting in the queue is accepted too (``Server``,
+through a non-blocking copy of the listening socket); when none waits that costs one
+``accept`` answered at once.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def refusing_protocol(state) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol that asks admission of the app whose ``state`` is given."""
 
     class RefusingProtocol(HttpToolsProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            accept = getattr(state, "accept_waiting", None)
+            if accept is not None:  # a connection came: the rest of a burst may be queued
+                accept()
+
         def _start_asgi_task(self, cycle, app) -> None:
             begin = partial(super()._start_asgi_task, cycle, app)
             if self.flow.write_paused or cycle.disconnected:
@@ -91,16 +99,16 @@ def refusing_protocol(state) -> type[HttpToolsProtocol]:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, accepting every waiting connection each turn that admitted requests
-    wait in (module docstring); and once SIGTERM's graceful shutdown has answered every
-    accepted request, the process exits 0: uvicorn re-raises the signal after its shutdown,
-    and the exit status 143 reads as a failure to init systems and orchestrators, though
-    nothing was lost."""
+    """uvicorn's server, accepting every waiting connection whenever one is made (module
+    docstring; ``app.state.accept_waiting``, called by the protocol); and once SIGTERM's
+    graceful shutdown has answered every accepted request, the process exits 0: uvicorn
+    re-raises the signal after its shutdown, and the exit status 143 reads as a failure to
+    init systems and orchestrators, though nothing was lost."""
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
-        turns = getattr(getattr(self.config.app, "state", None), "turns", None)
-        if turns is None or not self.servers:
+        state = getattr(self.config.app, "state", None)
+        if state is None or not self.servers:
             return
         self._listeners = []
         for server in self.servers:
@@ -111,12 +119,12 @@ class Server(uvicorn.Server):
         factory = partial(self.config.http_protocol_class, config=self.config,
                           server_state=self.server_state, app_state=self.lifespan.state)
         self._accepting: set[asyncio.Task] = set()
-        turns.on_turn = partial(accept_waiting, self._listeners, factory, self._accepting)
+        state.accept_waiting = partial(accept_waiting, self._listeners, factory, self._accepting)
 
     async def shutdown(self, sockets=None) -> None:
-        turns = getattr(getattr(self.config.app, "state", None), "turns", None)
-        if turns is not None:
-            turns.on_turn = None
+        state = getattr(self.config.app, "state", None)
+        if state is not None:
+            state.accept_waiting = None
         for listening in getattr(self, "_listeners", ()):
             listening.close()
         await super().shutdown(sockets)

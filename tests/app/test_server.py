@@ -149,11 +149,18 @@ def test_every_connection_waiting_in_the_kernel_is_accepted_at_once():
     assert asyncio.run(scenario()) == (5, 0, 5)
 
 
-def test_the_server_accepts_waiting_connections_each_turn_while_it_serves(models_dir):
+def test_the_server_accepts_waiting_connections_whenever_one_is_made(models_dir):
+    """The protocol drains the queue on each connection; the server wires the drain to its
+    listening socket while it serves, and unwires it (copies closed) when it stops."""
     with RunningServer(settings_for(models_dir)) as server:
-        turns = server.server.config.app.state.turns
-        assert turns.on_turn is not None and turns.on_turn.func is accept_waiting
-        listeners = turns.on_turn.args[0]
+        state = server.server.config.app.state
+        drain = state.accept_waiting
+        assert drain.func is accept_waiting
+        listeners = drain.args[0]
         assert [s.getsockname()[1] for s in listeners] == [server.port]
-        assert httpx.post(f"{server.url}/classify", json={"inputs": "good"}).status_code == 200
-    assert turns.on_turn is None and all(s.fileno() == -1 for s in listeners)
+        calls = []
+        state.accept_waiting = lambda: calls.append(drain())
+        for _ in range(3):  # a new connection each
+            assert httpx.post(f"{server.url}/classify", json={"inputs": "good"}).status_code == 200
+        assert len(calls) == 3
+    assert state.accept_waiting is None and all(s.fileno() == -1 for s in listeners)
