@@ -108,8 +108,8 @@ class Server(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         state = getattr(self.config.app, "state", None)
-        if state is None or not self.servers:
-            return
+        if state is None or not self.servers or self.config.ssl is not None:
+            return  # (a connection accepted here would skip the TLS handshake)
         self._listeners = []
         for server in self.servers:
             for listening in server.sockets or ():
