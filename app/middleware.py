@@ -20,7 +20,6 @@ log = logging.getLogger("app")
 # requests counted in ltp_requests_total and admitted before parsing; TEI's client posts to "/"
 INFERENCE_PATHS = ("/classify", "/predict", "/", "/invocations", "/rerank", "/vertex")
 RESERVATION = "admission_reservation"  # the key of an admitted request's hold in its state
-TURN_TAKEN = "admission_turn_taken"  # set in its state where the protocol gave it its turn
 
 
 def declared_length(scope) -> int | None:
@@ -72,6 +71,8 @@ class Admission:
         self.app, self.state = app, fastapi_app.state
 
     async def __call__(self, scope, receive, send):
+        # a request the protocol admitted already holds its reservation, and had its turn
+        at_socket = RESERVATION in scope.get("state", {})
         try:
             reservation = admit_early(self.state, scope)
         except ServiceError as error:
@@ -79,7 +80,7 @@ class Admission:
         if reservation is None:
             return await self.app(scope, receive, send)
         try:
-            if not scope["state"].get(TURN_TAKEN):
+            if not at_socket:
                 await self.state.turns.wait()
             return await self.app(scope, receive, send)
         finally:
@@ -119,21 +120,28 @@ class Turns:
 
     async def wait(self) -> None:
         await asyncio.sleep(0)
-        if self._used < self.per_turn and not self._waiting:
-            return self._take()
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
-        await waiter  # its turn's room was taken for it
+        waiter = self._turn()
+        if waiter is not None:
+            await waiter
 
     def start(self, begin: Callable[[], None]) -> None:
         """Call ``begin`` (which starts a request's task) now if this turn has room, else in
         the first later turn that has."""
+        waiter = self._turn()
+        if waiter is None:
+            begin()
+        else:
+            waiter.add_done_callback(lambda _: begin())
+
+    def _turn(self) -> asyncio.Future | None:
+        """None if this turn has room (taken now); else a waiter, done when a later turn's
+        room is taken for it."""
         if self._used < self.per_turn and not self._waiting:
             self._take()
-            return begin()
+            return None
         waiter = asyncio.get_running_loop().create_future()
-        waiter.add_done_callback(lambda _: begin())
         self._waiting.append(waiter)
+        return waiter
 
     def _take(self) -> None:
         self._used += 1

@@ -40,7 +40,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from app.errors import ServiceError, error_response
 from app.main import create_app
-from app.middleware import TURN_TAKEN, admit_early
+from app.middleware import admit_early
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -69,19 +69,14 @@ def refusing_protocol(state) -> type[HttpToolsProtocol]:
                 return begin()
             if admitted is None:
                 return begin()
-            cycle.scope["state"][TURN_TAKEN] = True
             state.turns.start(begin)
 
         def _refuse(self, cycle, error: ServiceError) -> None:
             response = error_response(error)
-            headers = [*cycle.default_headers, *response.raw_headers]
-            closing = any(name.lower() == b"connection" and b"close" in value.lower()
-                          for name, value in headers)
-            cycle.keep_alive = cycle.keep_alive and not closing
             head = [STATUS_LINE[response.status_code]]
-            for name, value in headers:
+            for name, value in [*cycle.default_headers, *response.raw_headers]:
                 head += [name.lower(), b": ", value, b"\r\n"]
-            if not cycle.keep_alive and not closing:
+            if not cycle.keep_alive:  # an HTTP/1.0 client, or one that asked to close
                 head.append(b"connection: close\r\n")
             cycle.response_started = cycle.response_complete = True
             self.transport.write(b"".join(head) + b"\r\n" + response.body)
@@ -105,12 +100,15 @@ class Server(uvicorn.Server):
     re-raises the signal after its shutdown, and the exit status 143 reads as a failure to
     init systems and orchestrators, though nothing was lost."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._listeners: list[socket.socket] = []  # non-blocking copies of the listening sockets
+        self._accepting: set[asyncio.Task] = set()  # connections being handed to the loop
+
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
-        state = getattr(self.config.app, "state", None)
-        if state is None or not self.servers or self.config.ssl is not None:
-            return  # (a connection accepted here would skip the TLS handshake)
-        self._listeners = []
+        if self.config.ssl is not None:
+            return  # a connection accepted here would skip the TLS handshake
         for server in self.servers:
             for listening in server.sockets or ():
                 copy = socket.socket(fileno=os.dup(listening.fileno()))
@@ -118,14 +116,12 @@ class Server(uvicorn.Server):
                 self._listeners.append(copy)
         factory = partial(self.config.http_protocol_class, config=self.config,
                           server_state=self.server_state, app_state=self.lifespan.state)
-        self._accepting: set[asyncio.Task] = set()
-        state.accept_waiting = partial(accept_waiting, self._listeners, factory, self._accepting)
+        self.config.app.state.accept_waiting = partial(accept_waiting, self._listeners, factory,
+                                                       self._accepting)
 
     async def shutdown(self, sockets=None) -> None:
-        state = getattr(self.config.app, "state", None)
-        if state is not None:
-            state.accept_waiting = None
-        for listening in getattr(self, "_listeners", ()):
+        self.config.app.state.accept_waiting = None
+        for listening in self._listeners:
             listening.close()
         await super().shutdown(sockets)
         self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
