@@ -115,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = Engine(Backend(artifacts), QueueLimits.from_settings(settings, batch_size(artifacts)),
                         on_batch=metrics.record_batch, on_queue=metrics.set_queue,
                         on_drop=lambda reason, n: metrics.dropped_sequences.labels(reason).inc(n),
-                        workers=workers, trimmer=HeapTrimmer(settings.trim_interval_s))
+                        workers=workers, trimmer=HeapTrimmer(settings.trim_interval_s),
+                        idle_workers=settings.worker_scheduling == "idle")
         if settings.warmup:
             warm_up(engine)
         for name, a in artifacts.items():

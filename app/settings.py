@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ltp.core.config import ENGINES, PRECISIONS
@@ -17,6 +17,8 @@ from ltp.core.precision import MAX_DROP
 DTYPES = ("auto", *PRECISIONS)
 SMALL_BATCH, LARGE_BATCH = 8, 32  # max_batch_size's auto values
 ENGINE_CHOICES = ("auto", *ENGINES)
+WORKER_SCHEDULING = ("idle", "normal")
+CHOICES = {"dtype": DTYPES, "engine": ENGINE_CHOICES, "worker_scheduling": WORKER_SCHEDULING}
 
 
 class Settings(BaseSettings):
@@ -42,6 +44,13 @@ class Settings(BaseSettings):
     workers: int = Field(0, description=(
         "inference workers, batches run side by side (0: auto, 2 on a CPU of 2+ cores, 1 on a GPU)"))
     threads: int = Field(0, description="torch threads of each worker (0: the CPU cores / workers)")
+    worker_scheduling: str = Field("idle", description=(
+        "CPU scheduling of the inference workers and the threads they start: idle (Linux's "
+        "SCHED_IDLE: the event loop, which reads requests and answers refusals and probes, "
+        "runs first whenever it has work, and inference takes the rest of the cores) or "
+        "normal (the workers share the cores with the loop). idle also yields to other busy "
+        "processes of the service's own cgroup (its container): normal where the service "
+        "shares one with other CPU-bound work"))
     # -- batching -----------------------------------------------------------------------
     max_batch_size: int = Field(0, ge=0, description=(
         "sequences per batch (0: auto, by the loaded models' engines: "
@@ -97,18 +106,12 @@ class Settings(BaseSettings):
         return dict(host=self.host, port=self.port, timeout_keep_alive=self.keep_alive_s,
                     access_log=self.access_log, timeout_graceful_shutdown=30)
 
-    @field_validator("dtype")
+    @field_validator(*CHOICES)
     @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
-        return value
-
-    @field_validator("engine")
-    @classmethod
-    def _engine(cls, value: str) -> str:
-        if value not in ENGINE_CHOICES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINE_CHOICES)}")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        choices = CHOICES[info.field_name]
+        if value not in choices:
+            raise ValueError(f"{info.field_name} must be one of {', '.join(choices)}")
         return value
 
     @field_validator("max_batch_tokens", "max_queue_sequences", "max_inputs", "bucket_width")

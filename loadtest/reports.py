@@ -199,7 +199,9 @@ def burst_report(result: dict) -> str:
              f"Model `{result['model']}`, service flags `{_flags(result)}`; each client opens "
              "its connection and sends one text of about 100 words at the same moment, the "
              "server idle before each burst. The bare app refuses everything on the same "
-             f"server at the same priority. CPU: {result.get('cpu', '?')}.", "",
+             "server at the same priority; nginx (where installed) refuses everything from C, "
+             "also at that priority: the clients' own share of every figure. "
+             f"CPU: {result.get('cpu', '?')}.", "",
              "| target | accepted a burst | refused a burst | refused p50 / p99 / max ms "
              "(all bursts) | a burst's p99 ms: median (min-max) | 5xx | no answer |",
              "|---|---|---|---|---|---|---|"]

@@ -1,11 +1,13 @@
-"""The one way the load tests start a server and stop it: `ltp serve` (or the naive pipeline
-app) as a child process on a free loopback port, its output in a log file, handed over once
-it answers its readiness route."""
+"""The one way the load tests start a server and stop it: `ltp serve` (or a baseline: the
+naive pipeline app, the bare refusing app, nginx refusing everything) as a child process on
+a free loopback port, its output in a log file, handed over once it answers its readiness
+route."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,6 +77,25 @@ def baseline_app(log: Path, name: str, env: dict[str, str] | None = None,
     cmd = [sys.executable, "-m", "uvicorn", f"loadtest.baselines.{name}:app", "--host",
            "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     return start(cmd, port, log, env=env, ready="/healthz", timeout_s=timeout_s)
+
+
+def nginx_refusal(work: Path, levels: int = 10) -> Server | None:
+    """nginx refusing every request (``loadtest/baselines/refuse_nginx.conf``), its worker
+    ``levels`` nice levels below this process as ``run_below_clients`` puts the service;
+    None where nginx is not installed."""
+    binary = shutil.which("nginx")
+    if binary is None:
+        return None
+    work = work.resolve()  # nginx reads the configuration's paths from its prefix
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + levels)
+    template = (REPO / "loadtest" / "baselines" / "refuse_nginx.conf").read_text()
+    config = work / "nginx.conf"
+    config.write_text(template.replace("{nice}", str(nice)).replace("{work}", str(work))
+                      .replace("{port}", str(port)))
+    return start([binary, "-c", str(config), "-p", str(work)], port, work / "nginx.log",
+                 ready="/healthz", timeout_s=30)
 
 
 def pipeline_app(log: Path, model_dir: str | Path) -> Server:

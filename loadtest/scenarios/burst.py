@@ -2,10 +2,12 @@
 round after round with the service idle in between: the overload run's opening second,
 repeated so that its tail is a statistic rather than one draw.
 
-The same bursts then go to a bare ASGI app that refuses everything
-(``loadtest.baselines.refuse_app``), on the same server (uvicorn) at the same priority: the
-floor of an answer from Python on this machine, with the clients on the same cores. The
-service's refusals over that floor are what its own layers cost in a burst.
+The same bursts then go to two servers that refuse everything, at the same priority: a bare
+ASGI app (``loadtest.baselines.refuse_app``) on the service's server (uvicorn), the floor of
+an answer from Python on this machine; and nginx (``loadtest/baselines/refuse_nginx.conf``,
+where installed), the floor of any answer: what is left there is the clients' own cost on
+the same cores. The service's refusals over the first floor are what its own layers cost in
+a burst; the second floor is what no server can take off.
 
     python -m loadtest burst --model reviews-minilm-ltp --clients 200 --rounds 20 --out reports/burst
 """
@@ -14,16 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 from pathlib import Path
 
 from loadtest.reports import burst_report
 from loadtest.results import pct
 from loadtest.scenarios.common import finish, service_arguments, start_service, write
-from loadtest.server import baseline_app, run_below_clients
+from loadtest.server import baseline_app, nginx_refusal, run_below_clients
 from loadtest.traffic import Outcome, bodies_for, bursts, drive, texts_of
 from ltp.core.machine import cpu_name
 
 FLOOR = "bare ASGI refusal"
+NGINX_FLOOR = "nginx refusal"
 
 
 def summarize_bursts(rounds: list[list[Outcome]]) -> dict:
@@ -58,6 +62,12 @@ def burst(args: argparse.Namespace) -> dict:
         run_below_clients(floor)
         targets[FLOOR] = summarize_bursts(bursts(floor.url, bodies, args.clients, args.rounds,
                                                  args.pause))
+    with tempfile.TemporaryDirectory() as work:  # nginx's configuration, pid and logs
+        nginx = nginx_refusal(Path(work))
+        if nginx is not None:
+            with nginx:
+                targets[NGINX_FLOOR] = summarize_bursts(bursts(nginx.url, bodies, args.clients,
+                                                               args.rounds, args.pause))
     service = targets["service"]
     result = {"clients": args.clients, "rounds": args.rounds, "model": args.model, "cpu": cpu_name(),
               "serve_args": args.serve_args, "targets": targets,

@@ -2,19 +2,24 @@
 run batches side by side."""
 
 import asyncio
+import os
 import threading
 import time
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from app.engine.backend import Backend
 from app.engine.batch import Batch, Entry, Text
 from app.engine.engine import Engine
 from app.engine.queue import QueueLimits
 from app.loading import worker_plan
+from app.main import create_app
 from app.settings import Settings
 from ltp.core.artifact import load_artifact
 from ltp.core.text import encode
+from tests.app.conftest import settings_for
 
 
 def limits(**overrides) -> QueueLimits:
@@ -78,15 +83,15 @@ class OverlapBackend(Backend):
                 self.running -= 1
 
 
-def _run_with_workers(models_dir, workers: int):
+def _run_with_workers(models_dir, workers: int, backend_class=None, **engine_options):
     artifact = load_artifact(models_dir / "tiny-ltp")
-    backend = OverlapBackend({"tiny-ltp": artifact})
+    backend = (backend_class or OverlapBackend)({"tiny-ltp": artifact})
     texts = [f"review number {i} " + "word " * (i % 7) for i in range(24)]
     encoded = encode(artifact.tokenizer, texts, max_length=32)
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        engine = Engine(backend, limits(max_batch_size=4), workers=workers)
+        engine = Engine(backend, limits(max_batch_size=4), workers=workers, **engine_options)
         engine.start()
         entries = [Entry("tiny-ltp", e, time.monotonic(), float("inf"), loop.create_future(), loop)
                    for e in encoded]
@@ -121,6 +126,42 @@ def test_worker_plan():
     assert worker_plan(1, 2, "cpu", 2) == (1, 2)
     with pytest.raises(ValueError):
         Engine(Backend({}), limits(), workers=0)
+
+
+class PolicyBackend(Backend):
+    """The real backend, noting the scheduling policy of the thread that runs a batch and of
+    a thread it starts."""
+
+    def __init__(self, artifacts):
+        super().__init__(artifacts)
+        self.policies = []
+
+    def run(self, batch):
+        started = []
+        helper = threading.Thread(target=lambda: started.append(os.sched_getscheduler(0)))
+        helper.start()
+        helper.join()
+        self.policies.append((os.sched_getscheduler(0), started[0]))
+        return super().run(batch)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE")
+@pytest.mark.parametrize("idle", [True, False])
+def test_idle_workers_and_the_threads_they_start_run_under_sched_idle(models_dir, idle):
+    backend, results, _, encoded = _run_with_workers(models_dir, 2, PolicyBackend,
+                                                     idle_workers=idle)
+    assert len(results) == len(encoded) and backend.policies
+    expected = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    assert set(backend.policies) == {(expected, expected)}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the event loop's thread is untouched
+
+
+def test_the_service_runs_idle_workers_unless_told_otherwise(models_dir):
+    for overrides, idle in (({}, True), ({"worker_scheduling": "normal"}, False)):
+        with TestClient(create_app(settings_for(models_dir, **overrides))) as client:
+            assert client.app.state.front.engine.idle_workers is idle
+    with pytest.raises(ValidationError, match="worker_scheduling must be one of idle, normal"):
+        Settings(worker_scheduling="low")
 
 
 def test_auto_batch_size_follows_the_engines(models_dir):

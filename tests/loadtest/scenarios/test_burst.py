@@ -1,9 +1,9 @@
-"""Bursts of clients at once, end to end against a real `ltp serve` of a tiny model and the
-bare refusing app; and the summary of bursts."""
+"""Bursts of clients at once, end to end against a real `ltp serve` of a tiny model, the
+bare refusing app and nginx refusing everything; and the summary of bursts."""
 
 from argparse import Namespace
 
-from loadtest.scenarios.burst import FLOOR, burst, summarize_bursts
+from loadtest.scenarios.burst import FLOOR, NGINX_FLOOR, burst, summarize_bursts
 from loadtest.traffic import Outcome
 
 
@@ -15,14 +15,18 @@ def test_bursts_reach_the_service_and_the_bare_app_and_are_counted(models_dir, t
                      serve_args=["--max-queue-wait-ms", "0.001"], server_dir=None)
     result = burst(args)
     service, floor = result["targets"]["service"], result["targets"][FLOOR]
-    for target in (service, floor):
+    nginx = result["targets"][NGINX_FLOOR]  # `make test` installs nginx
+    for target in (service, floor, nginx):
         assert target["rounds"] == 2 and target["server_errors"] == 0 and target["no_answer"] == 0
         assert target["accepted_per_round"] + target["refused_per_round"] == 6
     assert service["accepted_per_round"] >= 1 and service["refused_per_round"] >= 1
-    assert floor["refused_per_round"] == 6 and floor["accepted_per_round"] == 0
-    assert 0 < floor["refused_ms"]["p50"] <= floor["refused_ms"]["p99"] <= floor["refused_ms"]["max"]
+    for baseline in (floor, nginx):
+        assert baseline["refused_per_round"] == 6 and baseline["accepted_per_round"] == 0
+        r = baseline["refused_ms"]
+        assert 0 < r["p50"] <= r["p99"] <= r["max"]
     report = (tmp_path / "burst" / "report.md").read_text()
     assert "| service | " in report and f"| {FLOOR} | 0 | 6 |" in report
+    assert f"| {NGINX_FLOOR} | 0 | 6 |" in report
 
 
 def test_summary_pools_the_refusals_and_gives_each_bursts_own_tail():
