@@ -134,8 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.start()
         app.state.front = InferenceFront(engine, artifacts, settings)
         app.state.ready = True
-        log.info("ready: %s on %s, %d worker(s) of %d thread(s), batches of up to %d",
-                 sorted(artifacts), device, workers, threads, engine.policy.limits.max_batch_size)
+        log.info("ready: %s on %s, %d worker(s) of %d thread(s) (%s scheduling), batches of up "
+                 "to %d", sorted(artifacts), device, workers, threads, settings.worker_scheduling,
+                 engine.policy.limits.max_batch_size)
         yield
         app.state.ready = False
         await engine.stop()
