@@ -79,21 +79,18 @@ def baseline_app(log: Path, name: str, env: dict[str, str] | None = None,
     return start(cmd, port, log, env=env, ready="/healthz", timeout_s=timeout_s)
 
 
-def nginx_refusal(work: Path, levels: int = 10) -> Server | None:
-    """nginx refusing every request (``loadtest/baselines/refuse_nginx.conf``), its worker
-    ``levels`` nice levels below this process as ``run_below_clients`` puts the service;
-    None where nginx is not installed."""
+def nginx_refusal(work: Path) -> Server | None:
+    """nginx refusing every request (``loadtest/baselines/refuse_nginx.conf``), its files in
+    ``work``; None where nginx is not installed."""
     binary = shutil.which("nginx")
     if binary is None:
         return None
     work = work.resolve()  # nginx reads the configuration's paths from its prefix
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + levels)
     template = (REPO / "loadtest" / "baselines" / "refuse_nginx.conf").read_text()
     config = work / "nginx.conf"
-    config.write_text(template.replace("{nice}", str(nice)).replace("{work}", str(work))
-                      .replace("{port}", str(port)))
+    config.write_text(template.replace("{work}", str(work)).replace("{port}", str(port)))
     return start([binary, "-c", str(config), "-p", str(work)], port, work / "nginx.log",
                  ready="/healthz", timeout_s=30)
 
@@ -104,17 +101,29 @@ def pipeline_app(log: Path, model_dir: str | Path) -> Server:
 
 
 def run_below_clients(server: Server, levels: int = 10) -> None:
-    """Every thread of the service ``levels`` nice levels below this process (its clients),
-    so the clients' own scheduling delay on the shared cores does not show as the service's
-    latency: on a real deployment the clients run on other machines. Only lowers the
-    service's priority (no privilege needed); threads it starts later inherit it. Each
-    thread goes ``levels`` below its own value, so any order the service sets between its
-    own threads holds."""
+    """Every thread of the service, and of the processes it started (nginx's worker),
+    ``levels`` nice levels below this process (its clients), so the clients' own scheduling
+    delay on the shared cores does not show as the service's latency: on a real deployment
+    the clients run on other machines. Only lowers the service's priority (no privilege
+    needed); threads it starts later inherit it. Each thread goes ``levels`` below its own
+    value, so any order the service sets between its own threads holds."""
     floor = os.getpriority(os.PRIO_PROCESS, 0)
-    for task in Path(f"/proc/{server.pid}/task").iterdir():
+    for tid in _threads(server.pid):
         try:
-            tid = int(task.name)
             own = max(floor, os.getpriority(os.PRIO_PROCESS, tid))
             os.setpriority(os.PRIO_PROCESS, tid, min(19, own + levels))
         except ProcessLookupError:  # the thread ended meanwhile
             pass
+
+
+def _threads(pid: int) -> list[int]:
+    """The thread ids of ``pid`` and of its descendants (``/proc/.../children``)."""
+    tids = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            tids.append(int(task.name))
+            children = (task / "children").read_text().split()
+            tids += [t for child in children for t in _threads(int(child))]
+    except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+        pass
+    return tids

@@ -66,6 +66,7 @@ def burst(args: argparse.Namespace) -> dict:
         nginx = nginx_refusal(Path(work))
         if nginx is not None:
             with nginx:
+                run_below_clients(nginx)
                 targets[NGINX_FLOOR] = summarize_bursts(bursts(nginx.url, bodies, args.clients,
                                                                args.rounds, args.pause))
     service = targets["service"]
