@@ -65,6 +65,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-norm", choices=["fixed", "median"], default="fixed",
                    help="importance score scale: fixed 1/N (the paper's) or per input by the "
                         "median token (short inputs are not pruned harder than long ones)")
+    p.add_argument("--fuse", action="store_true",
+                   help="the tokens a layer drops leave as one fused token, their mean "
+                        "weighted by score (hard stage and inference)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--seed", type=int, default=0, help="random seed")
 

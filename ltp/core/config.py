@@ -54,6 +54,9 @@ class PruningConfig:
     # Score scale: "fixed" (attention received / (heads x N), the paper's) or "median"
     # (each input's scores divided by its median live token's; see pruning.normalize_scores)
     score_norm: str = "fixed"
+    # Compact forward: the tokens a layer drops leave as one fused token, their mean weighted
+    # by importance score, that joins the kept ones (EViT's token fusion); off: they are gone
+    fuse: bool = False
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:

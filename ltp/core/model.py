@@ -33,7 +33,7 @@ from ltp.core.attention import attend, split_heads
 from ltp.core.config import MODES, PruningConfig
 from ltp.core.engines import Engine, make_engine
 from ltp.core.flops import dense_kept, encoder_flops, model_flops
-from ltp.core.packing import live_from_counts, pack, unpack
+from ltp.core.packing import gather_kept, live_from_counts, pack, unpack
 from ltp.core.quant import Int8Linear
 from ltp.core.scoring import keep_mask, normalize_scores, received_attention, soft_mask, topk_mask
 
@@ -344,19 +344,22 @@ class LTPModel(nn.Module):
         n_in = counts = live.sum(dim=1)  # (B,)
         rows = pack(x, live)  # (N, d)
         origin = torch.arange(live.shape[1], device=live.device).expand_as(live) if track else None
-        survived = torch.zeros_like(live, dtype=torch.long) if track else None  # (B, T)
+        # (B, T) and, where dropped tokens fuse, a column for the fused tokens (not returned)
+        survived = live.new_zeros(live.shape[0], live.shape[1] + 1, dtype=torch.long) if track else None
         kept = []
         for i in range(self.encoder.num_layers - 1):
             prunes = prune and self._prunes(i, thresholds[i])  # if not, no scores are needed
             ctx, received = engine.attention(i, rows, counts, prunes)
             if prunes:
                 live = live_from_counts(counts)
-                keep = self._keep(i, self._scores(unpack(received, live), live), thresholds[i],
-                                  live, n_in)  # (B, T)
+                scores = self._scores(unpack(received, live), live)  # (B, T)
+                keep = self._keep(i, scores, thresholds[i], live, n_in)
                 if not torch.equal(keep, live):  # something dropped: gather the kept rows
-                    ctx, rows, counts = ctx[keep[live]], rows[keep[live]], keep.sum(dim=1)
+                    fuse = scores if self.pruning.fuse else None
+                    ctx, rows, counts = gather_kept(keep, live, ctx, rows, fuse_weights=fuse)
                     if track:
-                        origin = _follow(origin, keep, counts)
+                        origin = _follow(origin, keep, counts, x.shape[1] if fuse is not None
+                                         else None)
             if track:
                 survived.scatter_add_(1, origin, live_from_counts(counts).long())
             rows = engine.feed_forward(i, ctx, rows)
@@ -369,13 +372,20 @@ class LTPModel(nn.Module):
             ctx, _ = engine.attention(last, rows, counts, False)
             cls = engine.feed_forward(last, ctx, rows)[torch.cumsum(counts, 0) - counts]
             kept.append(counts)
-        return cls, torch.stack(kept, dim=1), survived
+        return cls, torch.stack(kept, dim=1), survived[:, :x.shape[1]] if track else None
 
 
-def _follow(origin: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def _follow(origin: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor,
+            fused: int | None = None) -> torch.Tensor:
     """The original column of every live slot after a gather: ``origin`` (B, T) of the slots
-    before it, ``keep`` (B, T) the slots kept, ``counts`` (B,) how many -> (B, T')."""
+    before it, ``keep`` (B, T) the slots kept, ``counts`` (B,) how many -> (B, T'); with
+    ``fused``, the column given to each input's fused token (its last slot, where it has
+    one: ``counts`` then exceed the kept slots by one)."""
     live = live_from_counts(counts)
     moved = torch.zeros_like(live, dtype=torch.long)
+    if fused is not None:
+        has = (counts - keep.sum(dim=1)).bool()[:, None]
+        origin = torch.cat([origin, torch.full_like(origin[:, :1], fused)], dim=1)
+        keep = torch.cat([keep, has], dim=1)
     moved[live] = origin[keep]
     return moved

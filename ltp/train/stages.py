@@ -90,6 +90,8 @@ class PruneConfig(StageSettings):
     soft_style: str = "cumulative"
     # "fixed" (the paper's score scale) or "median" (per-input; see pruning.normalize_scores)
     score_norm: str = "fixed"
+    # the hard stage and the artifact fuse the tokens each layer drops (PruningConfig.fuse)
+    fuse: bool = False
     distill: float = 0.0
     # ranking distillation in the soft stage (its weight; 0: off) over the parent's top tokens
     ranking: float = 0.0
@@ -317,7 +319,8 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     ramp_end = 0.0 if cfg.target_flops is not None else cfg.final_threshold_x_mean / normalizer
     artifact.model.set_pruning(PruningConfig(
         num_layers=num_layers, normalizer=normalizer, temperature=cfg.temperature or 1e-3,
-        final_threshold=ramp_end, soft_style=cfg.soft_style, score_norm=cfg.score_norm))
+        final_threshold=ramp_end, soft_style=cfg.soft_style, score_norm=cfg.score_norm,
+        fuse=cfg.fuse))
     calibration = inputs = auto = None
     recorded = cfg
     if cfg.target_flops == "auto":

@@ -86,6 +86,8 @@ class WholeForward(nn.Module):
         self.thresholds = thresholds[:-1]
         self.prunes = [model._prunes(i, torch.tensor(t)) for i, t in enumerate(self.thresholds)]
         self.normalizer, self.median = pruning.normalizer, pruning.score_norm == "median"
+        self.register_buffer("first", torch.zeros(1, dtype=torch.long), persistent=False)
+        self.register_buffer("infinity", torch.full((1,), float("inf")), persistent=False)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         """(H, nq, dh) scaled queries, (H, n, dh) -> context (nq, d) and fp32 probabilities
@@ -102,23 +104,22 @@ class WholeForward(nn.Module):
         """The keep rule of one input, every token live (``ltp.core.scoring``): the positions
         (k,) of the tokens whose score is at least ``threshold``, the classifier token always.
 
-        The classifier token's received attention is replaced by an infinity: its score is
-        then infinite (kept without a node of its own), and it ranks last in the median,
-        which is the lower median of the m = n - 1 other tokens as torch.nanmedian gives it
-        (the (n // 2)-th smallest of the n values; where m is 0, nothing but the classifier
-        token is left to keep)."""
-        # (a constant infinity fed to the Concat fails the exporter's folding: made in graph)
-        rest = torch.cat([received[:1] * 0 + float("inf"), received[1:]])
+        Written as few operators as the rule allows (each costs a dispatch on every call): the
+        score is compared as the attention received against the threshold times the scale,
+        ``received >= threshold x scale``, with scale ``heads x N`` (fixed) or ``median x N``
+        (median), rather than divided first. The classifier token's received attention is
+        set to infinity (one ScatterElements): it is then kept whatever the bound, and ranks
+        last in the median, which is the lower median of the m = n - 1 other tokens as
+        torch.nanmedian gives it (the (n // 2)-th smallest of the n values, the largest of
+        the n // 2 smallest); where m is 0 the median is the infinity, the bound infinite,
+        and the classifier token alone is kept."""
+        marked = received.scatter(0, self.first, self.infinity)
         if self.median:
-            k = (torch._shape_as_tensor(rest)[0] // 2).clamp_min(1)
-            # the infinity as the median (m = 0) becomes a finite bound far above any
-            # attention received (at most heads x tokens), so that the classifier token's
-            # score stays infinite rather than inf / inf
-            median = torch.topk(rest, k, largest=False).values[-1].clamp(1e-12, 1e30)
-            scores = rest / (median * self.normalizer)
+            k = (torch._shape_as_tensor(marked) // 2).clamp_min(1)
+            bound = torch.topk(marked, k, largest=False).values.max() * (threshold * self.normalizer)
         else:
-            scores = rest / (self.heads * self.normalizer)
-        return (scores >= threshold).nonzero().squeeze(1)
+            bound = threshold * self.heads * self.normalizer
+        return (marked >= bound).nonzero().view(-1)
 
     def forward(self, ids: torch.Tensor, types: torch.Tensor) -> tuple[torch.Tensor, ...]:
         rows = self.embed(ids[None], types[None])[0]  # (n, d)
@@ -151,7 +152,9 @@ def packed_counts(lengths: list[int], outputs: dict, layers: int) -> list[list[i
     sizes, counts = list(lengths), []
     for layer in range(layers - 1):
         kept = outputs.get(KEPT.format(layer))
-        if kept is not None:
+        if kept is not None and len(sizes) == 1:
+            sizes = [len(kept)]  # one input: everything kept is its own
+        elif kept is not None:
             edges = np.cumsum([0, *sizes])
             sizes = np.diff(np.searchsorted(kept, edges)).tolist()
         counts.append(sizes)

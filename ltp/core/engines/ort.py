@@ -160,6 +160,8 @@ def scale_rows(model) -> int:
 def _run_calls(calls: list[tuple]) -> list[list[np.ndarray]]:
     """The whole forward of each (session, feed) (an input, or a group), one call each: its
     outputs (the logits first)."""
+    if not torch.autograd._profiler_enabled():  # the range costs tens of us after a call
+        return [session.run(None, feed) for session, feed in calls]
     out = []
     for session, feed in calls:
         with record_function(ORT_RANGE):
@@ -303,9 +305,10 @@ class OrtEngine(Engine):
         more than the work; 6.5 ms against 7.5 ms without spinning and 8.8 ms on one thread
         here); a batch's inputs run side by side, one a thread, on sessions of one thread:
         one input a call (``group`` 1), or up to ``group`` a call packed as ``PackedForward``."""
-        if self.model.pruning.strategy != "threshold":
-            return None
+        if self.model.pruning.strategy != "threshold" or self.model.pruning.fuse:
+            return None  # the graphs gather; fused tokens run the layer loop
         self._whole_thresholds = self.model.thresholds().detach().clone()
+        self._whole_stamp = self._thresholds_stamp()
         lone, group = export_whole(self.model, folder, self.group)
         if self.threads > 1:
             lone, single = self._session(lone, session_options(self.threads, spinning=True),
@@ -330,7 +333,7 @@ class OrtEngine(Engine):
         size = -(-len(order) // count)
         return [order[i:i + size] for i in range(0, len(order), size)]
 
-    def _feed(self, members: list[int], ids: torch.Tensor, types: torch.Tensor,
+    def _feed(self, members: list[int], ids: np.ndarray, types: np.ndarray,
               lengths: list[int]) -> dict[str, np.ndarray]:
         """One call's feed: a lone input's ids and type ids, or a packed group's, each member
         as ``ids{g}`` / ``types{g}``, the places past the last member filled by inputs of
@@ -339,24 +342,40 @@ class OrtEngine(Engine):
         if len(members) == 1:
             i = members[0]
             pairs = {"ids": ids[i, :lengths[i]], "types": types[i, :lengths[i]]}
-            return {k: v.numpy() for k, v in pairs.items() if k in self._whole.inputs[0]}
+            return {k: v for k, v in pairs.items() if k in self._whole.inputs[0]}
         feed = {}
         for g in range(self.group):
             i = members[min(g, len(members) - 1)]
             n = lengths[i] if g < len(members) else 1
-            feed[f"ids{g}"], feed[f"types{g}"] = ids[i, :n].numpy(), types[i, :n].numpy()
+            feed[f"ids{g}"], feed[f"types{g}"] = ids[i, :n], types[i, :n]
         return {k: v for k, v in feed.items() if k in self._whole.inputs[1]}
 
+    def _thresholds_stamp(self) -> tuple:
+        """What changes whenever the thresholds may have: their tensors and versions."""
+        return tuple((id(t), t._version, t.data_ptr())
+                     for t in (self.model.threshold_base, self.model.threshold_delta))
+
+    def _graph_current(self) -> bool:
+        """Whether the whole-forward graph holds the model's thresholds: their tensors
+        untouched since it was last checked (a few microseconds), else compared by value."""
+        stamp = self._thresholds_stamp()
+        if stamp == self._whole_stamp:
+            return True
+        if not torch.equal(self.model.thresholds().detach(), self._whole_thresholds):
+            return False
+        self._whole_stamp = stamp
+        return True
+
     def whole(self, input_ids, attention_mask, token_type_ids):
-        if self._whole is None or not torch.equal(self.model.thresholds().detach(),
-                                                  self._whole_thresholds):
-            return None  # top-k, or thresholds changed since the graph was built
+        if self._whole is None or self.model.pruning.fuse or not self._graph_current():
+            return None  # top-k, fused tokens, or thresholds changed since the graph was built
         run = self._whole
-        types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
+        ids = input_ids.numpy()
+        types = token_type_ids.numpy() if token_type_ids is not None else np.zeros_like(ids)
         lengths = attention_mask.sum(dim=1).tolist()
         groups = self.groups(lengths) if len(lengths) > 1 else [[0]]
         calls = [(run.group if len(members) > 1 else run.lone if len(groups) == 1 else run.single,
-                  self._feed(members, input_ids, types, lengths)) for members in groups]
+                  self._feed(members, ids, types, lengths)) for members in groups]
         if run.pool is None or len(calls) == 1:
             outputs = _run_calls(calls)
         else:  # the calls shared out by their tokens, the largest first to the least loaded
@@ -371,15 +390,15 @@ class OrtEngine(Engine):
             for share, results in zip(shares, done, strict=True):
                 for c, result in zip(share, results, strict=True):
                     outputs[c] = result
-        logits = torch.empty(len(lengths), outputs[0][0].shape[-1])
-        kept = torch.empty(len(lengths), self.encoder.num_layers, dtype=torch.long)
+        # assembled in numpy: a few microseconds, where torch's indexing costs tens a call
+        logits = np.empty((len(lengths), outputs[0][0].shape[-1]), dtype=np.float32)
+        kept = np.empty((len(lengths), self.encoder.num_layers), dtype=np.int64)
         for members, (call_logits, *call_kept) in zip(groups, outputs, strict=True):
-            logits[members] = torch.from_numpy(call_logits[:len(members)])
-            counts = packed_counts([lengths[i] for i in members],
-                                   dict(zip(run.outputs[1:], call_kept, strict=True)),
-                                   self.encoder.num_layers)
-            kept[members] = torch.tensor(counts)
-        return logits, kept
+            logits[members] = call_logits[:len(members)]
+            kept[members] = packed_counts([lengths[i] for i in members],
+                                          dict(zip(run.outputs[1:], call_kept, strict=True)),
+                                          self.encoder.num_layers)
+        return torch.from_numpy(logits), torch.from_numpy(kept)
 
     def _run(self, key: tuple[int, str], **inputs: torch.Tensor) -> list[torch.Tensor]:
         feed = {name: np.ascontiguousarray(x.detach().float().numpy()) for name, x in inputs.items()}

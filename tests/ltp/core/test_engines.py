@@ -57,6 +57,35 @@ def test_top_k_and_changed_thresholds_fall_back_to_the_loop(hf_model, batch):
     assert (compact.kept_tokens[:, :-1] == mask.sum(1, keepdim=True)).all(), "zero thresholds keep all"
 
 
+def test_thresholds_changed_in_place_fall_back_until_they_are_the_graphs_again(hf_model, batch):
+    ids, mask = batch
+    model = LTPModel(hf_model, pruning_half()).eval()
+    engine = model.set_engine("ort", threads=1)
+    before = engine.whole(ids, mask, None)
+    assert before is not None
+    with torch.no_grad():
+        model.threshold_delta.add_(1.0)  # as an optimiser step does
+        assert engine.whole(ids, mask, None) is None, "the graph has the old thresholds"
+        kept = run(model, ids, mask, "compact", "ort").kept_tokens
+        assert (kept == 1).all(), "the loop ran the new ones"
+        model.threshold_delta.sub_(1.0)
+        again = engine.whole(ids, mask, None)
+    assert again is not None and torch.equal(again[1], before[1])
+
+
+def test_fused_tokens_run_the_layer_loop_on_ort(hf_model, batch):
+    from dataclasses import replace
+
+    ids, mask = batch
+    model = LTPModel(hf_model, replace(pruning_half(), fuse=True)).eval()
+    eager = run(model, ids, mask, "compact")
+    engine = model.set_engine("ort", threads=1)
+    assert engine.whole(ids, mask, None) is None
+    ort = run(model, ids, mask, "compact", "ort")
+    assert torch.equal(ort.kept_tokens, eager.kept_tokens)
+    torch.testing.assert_close(ort.logits, eager.logits, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("rows", [False, True])
 def test_int8_graphs_keep_most_decisions_of_fp32(hf_model, batch, rows):
     ids, mask = batch
