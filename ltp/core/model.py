@@ -32,6 +32,7 @@ from ltp.core.arch import Encoder, encoder_of
 from ltp.core.attention import attend, split_heads
 from ltp.core.config import MODES, PruningConfig
 from ltp.core.engines import Engine, make_engine
+from ltp.core.engines.base import tensor_stamp
 from ltp.core.flops import dense_kept, encoder_flops, model_flops
 from ltp.core.packing import gather_kept, live_from_counts, pack, unpack
 from ltp.core.quant import Int8Linear
@@ -230,9 +231,9 @@ class LTPModel(nn.Module):
             bias = torch.cat([lin.bias for lin in linears])
             return F.linear(x, weight, bias)
         # inference: concatenate once, and again only when the weights change or move
-        stamp = tuple((p._version, p.data_ptr()) for lin in linears for p in (lin.weight, lin.bias))
+        stamp = tensor_stamp(*(p for lin in linears for p in (lin.weight, lin.bias)))
         cached = self._fused.get((layer, which))
-        if cached is None or cached[0] != stamp:
+        if cached is None or stamp is None or cached[0] != stamp:
             with torch.inference_mode(False), torch.no_grad():
                 weight = torch.cat([lin.weight for lin in linears])
                 bias = torch.cat([lin.bias for lin in linears])

@@ -28,6 +28,16 @@ from typing import ClassVar
 import torch
 
 
+def tensor_stamp(*tensors: torch.Tensor) -> tuple | None:
+    """What changes whenever any of ``tensors`` may have: each one's identity, version (every
+    in-place write bumps it) and storage. Equal stamps: the values are those seen before.
+    None for tensors made under ``torch.inference_mode``, which keep no version: a change
+    cannot be told from the stamp, so no two stamps compare as equal."""
+    if any(t.is_inference() for t in tensors):
+        return None
+    return tuple((id(t), t._version, t.data_ptr()) for t in tensors)
+
+
 class EngineError(ValueError):
     """An engine that does not exist, or cannot run this model here."""
 

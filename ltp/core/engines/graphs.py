@@ -13,7 +13,8 @@ masks: attention is each input over its own tokens, as the eager engine computes
 every matrix multiply, LayerNorm and GELU runs once over all their rows (each weight read
 once a call for all of them, and no padding), attention, scores and keep rule input by
 input over its own rows. Only the threshold rule (``strategy="threshold"``) runs this way;
-top-k models run layer by layer.
+top-k models run layer by layer. Fused tokens (``PruningConfig.fuse``) run in
+``WholeForward`` only, one input a call.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class WholeForward(nn.Module):
         self.thresholds = thresholds[:-1]
         self.prunes = [model._prunes(i, torch.tensor(t)) for i, t in enumerate(self.thresholds)]
         self.normalizer, self.median = pruning.normalizer, pruning.score_norm == "median"
+        self.fuse = pruning.fuse
         self.register_buffer("first", torch.zeros(1, dtype=torch.long), persistent=False)
         self.register_buffer("infinity", torch.full((1,), float("inf")), persistent=False)
 
@@ -128,13 +130,28 @@ class WholeForward(nn.Module):
             q, k, v = self._split(self.qkv[i](rows))  # (H, n, dh)
             ctx, probs = self._attend(q, k, v)
             if self.prunes[i]:
-                index = self._kept(probs.sum(dim=(0, 1)), threshold)
+                received = probs.sum(dim=(0, 1))
+                index = self._kept(received, threshold)
+                if self.fuse:
+                    ctx, rows, index = self._fused(received, index, ctx, rows)
                 ctx, rows = ctx.index_select(0, index), rows.index_select(0, index)
                 kept.append(index)
             rows = self.ffn[i](ctx, rows)
         q, k, v = self._split(self.qkv[-1](rows))
         ctx, _ = self._attend(q[:, :1], k, v)  # the classifier token's query alone
         return (self.head(self.ffn[-1](ctx, rows[:1])), *kept)
+
+    def _fused(self, received: torch.Tensor, index: torch.Tensor, *rows: torch.Tensor):
+        """Fused tokens (``PruningConfig.fuse``, ``ltp.core.packing.gather_kept``): each of
+        ``rows`` (n, d) with one more row, the dropped rows' mean weighted by the attention
+        they received (their scores' weights: the scale cancels), and ``index`` with its
+        position (n) after the kept ones where anything was dropped. Where nothing was, the
+        extra row is 0 / 0 and never gathered."""
+        weights = received.index_fill(0, index, 0.0)
+        total = weights.sum()
+        extra = (total > 0)[None].nonzero().view(-1) + torch._shape_as_tensor(received)
+        grown = [torch.cat([r, (weights @ r / total)[None]]) for r in rows]
+        return (*grown, torch.cat([index, extra]))
 
 
 KEPT = "kept{}"  # the name of the output holding the positions layer {} kept
@@ -171,6 +188,8 @@ class PackedForward(WholeForward):
 
     def __init__(self, model, inputs: int) -> None:
         super().__init__(model)
+        if self.fuse:
+            raise ValueError("fused tokens run one input a call (WholeForward)")
         self.inputs = inputs
 
     def forward(self, *feeds: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -39,7 +39,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from ltp.core.attention import attend_first, attend_inputs
-from ltp.core.engines.base import Engine, EngineError
+from ltp.core.engines.base import Engine, EngineError, tensor_stamp
 from ltp.core.engines.graphs import (
     KEPT,
     FeedForward,
@@ -248,6 +248,8 @@ class OrtEngine(Engine):
         if precision not in self.precisions:
             raise ValueError(f"the ort engine runs {self.precisions}, not {precision!r}")
         group = GROUP[precision] if group is None else group
+        if model.pruning.fuse:
+            group = 1  # the packed graph gathers only
         if group < 1:
             raise ValueError(f"a group holds at least one input, not {group}")
         self.options = {"precision": precision, "threads": threads, "group": group, "rows": rows}
@@ -305,9 +307,10 @@ class OrtEngine(Engine):
         more than the work; 6.5 ms against 7.5 ms without spinning and 8.8 ms on one thread
         here); a batch's inputs run side by side, one a thread, on sessions of one thread:
         one input a call (``group`` 1), or up to ``group`` a call packed as ``PackedForward``."""
-        if self.model.pruning.strategy != "threshold" or self.model.pruning.fuse:
-            return None  # the graphs gather; fused tokens run the layer loop
+        if self.model.pruning.strategy != "threshold":
+            return None
         self._whole_thresholds = self.model.thresholds().detach().clone()
+        self._whole_fuse = self.model.pruning.fuse
         self._whole_stamp = self._thresholds_stamp()
         lone, group = export_whole(self.model, folder, self.group)
         if self.threads > 1:
@@ -350,16 +353,14 @@ class OrtEngine(Engine):
             feed[f"ids{g}"], feed[f"types{g}"] = ids[i, :n], types[i, :n]
         return {k: v for k, v in feed.items() if k in self._whole.inputs[1]}
 
-    def _thresholds_stamp(self) -> tuple:
-        """What changes whenever the thresholds may have: their tensors and versions."""
-        return tuple((id(t), t._version, t.data_ptr())
-                     for t in (self.model.threshold_base, self.model.threshold_delta))
+    def _thresholds_stamp(self) -> tuple | None:
+        return tensor_stamp(self.model.threshold_base, self.model.threshold_delta)
 
     def _graph_current(self) -> bool:
         """Whether the whole-forward graph holds the model's thresholds: their tensors
         untouched since it was last checked (a few microseconds), else compared by value."""
         stamp = self._thresholds_stamp()
-        if stamp == self._whole_stamp:
+        if stamp is not None and stamp == self._whole_stamp:
             return True
         if not torch.equal(self.model.thresholds().detach(), self._whole_thresholds):
             return False
@@ -367,8 +368,9 @@ class OrtEngine(Engine):
         return True
 
     def whole(self, input_ids, attention_mask, token_type_ids):
-        if self._whole is None or self.model.pruning.fuse or not self._graph_current():
-            return None  # top-k, fused tokens, or thresholds changed since the graph was built
+        if (self._whole is None or self.model.pruning.fuse != self._whole_fuse
+                or not self._graph_current()):
+            return None  # top-k, or thresholds or fusion changed since the graph was built
         run = self._whole
         ids = input_ids.numpy()
         types = token_type_ids.numpy() if token_type_ids is not None else np.zeros_like(ids)

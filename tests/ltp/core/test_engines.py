@@ -73,17 +73,42 @@ def test_thresholds_changed_in_place_fall_back_until_they_are_the_graphs_again(h
     assert again is not None and torch.equal(again[1], before[1])
 
 
-def test_fused_tokens_run_the_layer_loop_on_ort(hf_model, batch):
+def test_a_model_made_under_inference_mode_runs_on_both_engines(hf_model, batch):
+    """Tensors made under inference mode keep no version to tell a change by: the fused
+    projections and the graph's thresholds are then checked by value."""
+    ids, mask = batch
+    reference = run(LTPModel(hf_model, pruning_half()).eval(), ids, mask, "compact")
+    with torch.inference_mode():
+        model = LTPModel(hf_model, pruning_half()).eval()
+        assert model.threshold_delta.is_inference()
+        eager = model(ids, mask, mode="compact")
+        whole = model.set_engine("ort", threads=1).whole(ids, mask, None)
+        model.threshold_delta.add_(1.0)
+        assert model.engine.whole(ids, mask, None) is None, "a change is still seen"
+    assert torch.equal(eager.kept_tokens, reference.kept_tokens)
+    assert whole is not None and torch.equal(whole[1], reference.kept_tokens)
+
+
+@pytest.mark.parametrize("scores", ["fixed", "median"])
+def test_the_whole_graph_fuses_dropped_tokens_as_the_layer_loop_does(hf_model, batch, scores):
     from dataclasses import replace
 
     ids, mask = batch
-    model = LTPModel(hf_model, replace(pruning_half(), fuse=True)).eval()
-    eager = run(model, ids, mask, "compact")
-    engine = model.set_engine("ort", threads=1)
-    assert engine.whole(ids, mask, None) is None
-    ort = run(model, ids, mask, "compact", "ort")
-    assert torch.equal(ort.kept_tokens, eager.kept_tokens)
-    torch.testing.assert_close(ort.logits, eager.logits, atol=1e-4, rtol=1e-4)
+    model = LTPModel(hf_model, replace(pruning_half(), fuse=True, score_norm=scores)).eval()
+    with torch.no_grad():
+        loop = run(model, ids, mask, "compact")  # eager
+        plain = LTPModel(hf_model, replace(pruning_half(), score_norm=scores)).eval()
+        unfused = run(plain, ids, mask, "compact")
+        engine = model.set_engine("ort", threads=2)
+        assert engine.group == 1, "fused tokens run one input a call"
+        whole = engine.whole(ids, mask, None)
+    assert whole is not None
+    logits, kept = whole
+    assert torch.equal(kept, loop.kept_tokens)
+    torch.testing.assert_close(logits, loop.logits, atol=1e-5, rtol=1e-5)
+    assert (kept[:, 0] > unfused.kept_tokens[:, 0]).any(), "fused tokens were counted"
+    model.set_pruning(replace(model.pruning, fuse=False))
+    assert engine.whole(ids, mask, None) is None, "the graph fuses; the model no longer does"
 
 
 @pytest.mark.parametrize("rows", [False, True])
