@@ -58,17 +58,18 @@ def burst(args: argparse.Namespace) -> dict:
         drive(server.url, bodies[:8], min(8, args.clients), 3)  # warm, untimed
         targets["service"] = summarize_bursts(bursts(server.url, bodies, args.clients,
                                                      args.rounds, args.pause))
-    with baseline_app(out / "floor.log", "refuse_app") as floor:
-        run_below_clients(floor)
-        targets[FLOOR] = summarize_bursts(bursts(floor.url, bodies, args.clients, args.rounds,
-                                                 args.pause))
-    with tempfile.TemporaryDirectory() as work:  # nginx's configuration, pid and logs
-        nginx = nginx_refusal(Path(work))
+
+    def baseline(server) -> dict:  # a baseline's bursts, below the clients as the service was
+        with server:
+            run_below_clients(server)
+            return summarize_bursts(bursts(server.url, bodies, args.clients, args.rounds,
+                                           args.pause))
+
+    with tempfile.TemporaryDirectory() as work:  # the baselines' logs, nginx's files
+        targets[FLOOR] = baseline(baseline_app(Path(work) / "floor.log", "refuse_app"))
+        nginx = nginx_refusal(Path(work) / "nginx")
         if nginx is not None:
-            with nginx:
-                run_below_clients(nginx)
-                targets[NGINX_FLOOR] = summarize_bursts(bursts(nginx.url, bodies, args.clients,
-                                                               args.rounds, args.pause))
+            targets[NGINX_FLOOR] = baseline(nginx)
     service = targets["service"]
     result = {"clients": args.clients, "rounds": args.rounds, "model": args.model, "cpu": cpu_name(),
               "serve_args": args.serve_args, "targets": targets,

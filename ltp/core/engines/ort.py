@@ -357,8 +357,11 @@ class OrtEngine(Engine):
         return tensor_stamp(self.model.threshold_base, self.model.threshold_delta)
 
     def _graph_current(self) -> bool:
-        """Whether the whole-forward graph holds the model's thresholds: their tensors
-        untouched since it was last checked (a few microseconds), else compared by value."""
+        """Whether the whole-forward graph holds the model's pruning: its fusion, and its
+        thresholds, their tensors untouched since last checked (a few microseconds), else
+        compared by value."""
+        if self.model.pruning.fuse != self._whole_fuse:
+            return False
         stamp = self._thresholds_stamp()
         if stamp is not None and stamp == self._whole_stamp:
             return True
@@ -368,9 +371,8 @@ class OrtEngine(Engine):
         return True
 
     def whole(self, input_ids, attention_mask, token_type_ids):
-        if (self._whole is None or self.model.pruning.fuse != self._whole_fuse
-                or not self._graph_current()):
-            return None  # top-k, or thresholds or fusion changed since the graph was built
+        if self._whole is None or not self._graph_current():
+            return None  # top-k, or the pruning changed since the graph was built
         run = self._whole
         ids = input_ids.numpy()
         types = token_type_ids.numpy() if token_type_ids is not None else np.zeros_like(ids)
