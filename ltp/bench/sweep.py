@@ -161,11 +161,13 @@ def _setting(prune: dict) -> str:
         soft = "soft stage" if prune.get("soft_epochs", 1) > 0 else "no soft stage"
         scores = ", median scores" if prune.get("score_norm") == "median" else ""
         return (f"FLOPs target {prune['target_flops']}{scores}, {soft}, "
-                f"distill {prune.get('distill', 0)}{_ranking(prune)}")
+                f"distill {prune.get('distill', 0)}{_teacher_terms(prune)}")
     return (f"lambda {prune.get('lam', '?')}, {prune.get('regularizer', 'flops')}, "
-            f"distill {prune.get('distill', 0)}{_ranking(prune)}")
+            f"distill {prune.get('distill', 0)}{_teacher_terms(prune)}")
 
 
-def _ranking(prune: dict) -> str:
-    weight = prune.get("ranking", 0)
-    return f", ranking {weight} (top {prune.get('ranking_top')})" if weight else ""
+def _teacher_terms(prune: dict) -> str:
+    """What else the parent teaches beside its logits, in a few words."""
+    weight, hidden = prune.get("ranking", 0), prune.get("distill_hidden", 0)
+    return ((f", ranking {weight} (top {prune.get('ranking_top')})" if weight else "")
+            + (f", hidden states {hidden}" if hidden else ""))

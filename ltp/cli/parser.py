@@ -58,6 +58,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative",
                    help="soft masks multiply across layers, or each layer's masks its output")
     p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
+    p.add_argument("--distill-hidden", type=float, default=0.0,
+                   help="hard stage: weight of the parent's classifier-token hidden states, "
+                        "every layer (0: off)")
     p.add_argument("--ranking", type=float, default=0.0,
                    help="weight of ranking distillation in the soft stage (0: off)")
     p.add_argument("--ranking-top", type=int, default=20,

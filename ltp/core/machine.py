@@ -34,9 +34,15 @@ def read_cpu_features(cpuinfo: str | Path = CPUINFO) -> set[str]:
     return set(flags.split()) if flags else set()
 
 
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, else what ``platform`` knows)."""
-    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+def cpu_name(cpuinfo: str | Path = CPUINFO) -> str:
+    """The CPU's model name with its family and model numbers (``/proc/cpuinfo``: a virtual
+    machine's name may be as bare as "AMD EPYC", which says neither the generation nor
+    the instructions), else what ``platform`` knows."""
+    name = _cpuinfo_field("model name", cpuinfo)
+    if not name:
+        return platform.processor() or platform.machine()
+    family, model = _cpuinfo_field("cpu family", cpuinfo), _cpuinfo_field("model", cpuinfo)
+    return f"{name} (family {family}, model {model})" if family and model else name
 
 
 def device_name(device) -> str:

@@ -34,7 +34,7 @@ from ltp.core.config import MODES, PruningConfig
 from ltp.core.engines import Engine, make_engine
 from ltp.core.engines.base import tensor_stamp
 from ltp.core.flops import dense_kept, encoder_flops, model_flops
-from ltp.core.packing import gather_kept, live_from_counts, pack, unpack
+from ltp.core.packing import first_rows, gather_kept, live_from_counts, pack, unpack
 from ltp.core.quant import Int8Linear
 from ltp.core.scoring import keep_mask, normalize_scores, received_attention, soft_mask, topk_mask
 
@@ -63,6 +63,9 @@ class ForwardOutput:
     # compact mode with track_tokens: (B, T) how many pruning layers (all but the last) kept
     # each input token; equal keep decisions in two runs give equal counts
     token_layers: torch.Tensor | None = None
+    # with cls_states (dense, compact and unpruned modes): per layer, the (B, d) output of
+    # each input's classifier token, the last one what the head reads
+    cls_states: list[torch.Tensor] = field(default_factory=list)
 
     @cached_property
     def _full(self) -> torch.Tensor:
@@ -121,6 +124,13 @@ class LTPModel(nn.Module):
         self._fused: dict[tuple[int, str], tuple | Int8Linear] = {}
         self.engine: Engine = make_engine(engine, self)
 
+    def __setstate__(self, state: dict) -> None:
+        # A copy (copy.deepcopy, pickle) shares no function with its original: the family
+        # view's closures (embeddings, head), the fused projections and the engine are made
+        # again over the copy's own modules.
+        super().__setstate__(state)
+        self.rebuild()
+
     def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module signature
         # Thresholds are compared in fp32 whatever the weights' dtype: follow the device only.
         delta, base = self.threshold_delta.data, self.threshold_base
@@ -173,40 +183,50 @@ class LTPModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         mode: str = "compact",
         track_tokens: bool = False,
+        cls_states: bool = False,
     ) -> ForwardOutput:
         """Run the classifier. Inputs are right-padded (B, T); position 0 is the classifier token.
 
         ``track_tokens`` (compact mode): also return, per input token, how many pruning
-        layers kept it (``ForwardOutput.token_layers``).
+        layers kept it (``ForwardOutput.token_layers``). ``cls_states`` (dense, compact and
+        unpruned modes): also return every layer's classifier-token output
+        (``ForwardOutput.cls_states``), what hidden-state distillation compares.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if cls_states and mode not in ("dense", "compact", "unpruned"):
+            raise ValueError(f"cls_states is for the dense, compact and unpruned modes, not {mode!r}")
         live = attention_mask.bool()
         enc = self.encoder
         dims = (enc.hidden_size, enc.intermediate_size, enc.num_labels)
-        if mode == "compact" and not track_tokens and (
+        states: list[torch.Tensor] | None = [] if cls_states else None
+        if mode == "compact" and not track_tokens and not cls_states and (
                 done := self.engine.whole(input_ids, attention_mask, token_type_ids)) is not None:
             return ForwardOutput(logits=done[0], input_tokens=live.sum(dim=1).cpu(),
                                  kept_tokens=done[1], dims=dims)
         x = enc.embed(input_ids, token_type_ids)  # (B, T, d)
         extras: dict = {}
         if mode in ("compact", "unpruned"):
-            cls, kept, survived = self._run_compact(x, live, mode == "compact", track_tokens)
+            cls, kept, survived = self._run_compact(x, live, mode == "compact", track_tokens,
+                                                    states)
             if track_tokens:
                 extras["token_layers"] = survived.cpu()
         elif mode == "dense":
-            cls, kept = self._run_dense(x, live)
+            cls, kept = self._run_dense(x, live, states)
         elif mode == "soft":
             cls, kept, extras["soft_masks"], extras["scores"] = self._run_soft(x, live)
             extras["live"] = live
         else:
             cls, kept, extras["scores"] = self._run_masked(x, live)
+        if states is not None:
+            extras["cls_states"] = states
         return ForwardOutput(logits=enc.head(cls), input_tokens=live.sum(dim=1).cpu(),
                              kept_tokens=kept.cpu(), dims=dims,
                              dense=mode in ("dense", "unpruned"), **extras)
 
     def run(self, batch: PaddedBatch, **kwargs) -> ForwardOutput:
-        """``forward`` on a padded batch; ``kwargs`` as ``forward``'s (mode, track_tokens)."""
+        """``forward`` on a padded batch; ``kwargs`` as ``forward``'s (mode, track_tokens,
+        cls_states)."""
         return self(batch.input_ids, batch.attention_mask, batch.token_type_ids, **kwargs)
 
     # -- shared layer pieces ------------------------------------------------------------
@@ -276,10 +296,13 @@ class LTPModel(nn.Module):
         ctx, probs = attend(q, k, v, live, need_probs, self.attention_dropout(), weight)
         return self.finish(i, ctx.transpose(1, 2).flatten(2), x), probs
 
-    def _run_dense(self, x: torch.Tensor, live: torch.Tensor):
-        """No pruning: every layer keeps every live token."""
+    def _run_dense(self, x: torch.Tensor, live: torch.Tensor, states: list | None = None):
+        """No pruning: every layer keeps every live token; with ``states``, each layer's
+        classifier-token rows appended to it."""
         for i in range(self.encoder.num_layers):
             x, _ = self._full_layer(i, x, live, False)
+            if states is not None:
+                states.append(x[:, 0])
         n_in = live.sum(dim=1)
         return x[:, 0], n_in.unsqueeze(1).repeat(1, self.encoder.num_layers)
 
@@ -338,9 +361,11 @@ class LTPModel(nn.Module):
 
     # -- compact and unpruned: packed rows through the engine ------------------------------
 
-    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, prune: bool, track: bool = False):
+    def _run_compact(self, x: torch.Tensor, live: torch.Tensor, prune: bool, track: bool = False,
+                     states: list | None = None):
         """The layer loop on packed rows; ``prune`` false keeps every token (and runs the
-        last layer on every token, as a dense model does)."""
+        last layer on every token, as a dense model does); with ``states``, each layer's
+        classifier-token rows appended to it."""
         engine, thresholds = self.engine, self.thresholds().detach()
         n_in = counts = live.sum(dim=1)  # (B,)
         rows = pack(x, live)  # (N, d)
@@ -364,6 +389,8 @@ class LTPModel(nn.Module):
             if track:
                 survived.scatter_add_(1, origin, live_from_counts(counts).long())
             rows = engine.feed_forward(i, ctx, rows)
+            if states is not None:
+                states.append(first_rows(rows, counts))
             kept.append(counts)
         if prune:
             cls = engine.first_token(rows, counts)
@@ -371,8 +398,10 @@ class LTPModel(nn.Module):
         else:
             last = self.encoder.num_layers - 1
             ctx, _ = engine.attention(last, rows, counts, False)
-            cls = engine.feed_forward(last, ctx, rows)[torch.cumsum(counts, 0) - counts]
+            cls = first_rows(engine.feed_forward(last, ctx, rows), counts)
             kept.append(counts)
+        if states is not None:
+            states.append(cls)
         return cls, torch.stack(kept, dim=1), survived[:, :x.shape[1]] if track else None
 
 

@@ -39,6 +39,9 @@ class TrainConfig:
     target_flops: float | None = None
     # hard stage: weight of the KL term towards the dense parent's logits (0: off)
     distill: float = 0.0
+    # hard stage: weight of the classifier token's hidden states against the dense parent's,
+    # every layer (ltp.train.losses.hidden_distillation_loss; 0: off), added to the loss
+    distill_hidden: float = 0.0
     # soft stage: weight of ranking distillation (ltp.train.ranking: each pruning layer's
     # scores rank tokens as the dense parent's last scored layer does; 0: off), over the
     # parent's ``ranking_top`` best tokens of each input

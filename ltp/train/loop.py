@@ -7,7 +7,7 @@
   their own optimiser group (no weight decay, their own learning rate).
 * ``hard stage``: thresholds frozen, compact mode (dropped tokens really leave, so this
   stage is also cheaper than dense), weights fine-tuned; optionally distilled from the
-  dense parent's logits.
+  dense parent's logits and its classifier token's hidden states.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ltp.core.text import PaddedBatch
 from ltp.data.datasets import Example
 from ltp.data.encoding import encode_examples
 from ltp.train.config import TrainConfig
-from ltp.train.losses import distillation_loss, soft_regularizer, task_loss
+from ltp.train.losses import distillation_loss, hidden_distillation_loss, soft_regularizer, task_loss
 from ltp.train.ranking import ranking_loss
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,10 @@ def _dev_score(artifact: Artifact, dev: list[Example], mode: str) -> tuple[float
 
 def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage: str,
               mode: str, loss_fn: LossFn, thresholds: bool,
-              dev: list[Example] | None = None) -> StageResult:
+              dev: list[Example] | None = None, cls_states: bool = False) -> StageResult:
     """The shared training loop, with a progress bar showing loss, kept tokens and, for a
-    single-label head, accuracy.
+    single-label head, accuracy. ``cls_states``: the forward also returns every layer's
+    classifier-token output for ``loss_fn``.
 
     With ``cfg.eval_every`` and a ``dev`` split: the head's headline figure on dev every
     that many steps (and at the end), early stop after ``cfg.patience`` evaluations without
@@ -175,7 +176,7 @@ def run_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig, stage:
                 break
             batch = artifact.pad([encoded[i] for i in group])
             y = labels[group].to(artifact.device)
-            out = model.run(batch, mode=mode)
+            out = model.run(batch, mode=mode, cls_states=cls_states)
             loss = loss_fn(out, y, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -276,19 +277,28 @@ def ranking_term(out: ForwardOutput, teacher: Artifact, batch: PaddedBatch, top:
 
 def hard_stage(artifact: Artifact, train: list[Example], cfg: TrainConfig,
                teacher: Artifact | None = None) -> StageResult:
-    """Thresholds frozen; fine-tune the weights with tokens really pruned."""
+    """Thresholds frozen; fine-tune the weights with tokens really pruned: the task loss,
+    with a ``teacher`` mixed with distillation of its logits (``cfg.distill`` of the
+    weight) plus ``cfg.distill_hidden`` x that of its classifier token's hidden states."""
+    hidden = teacher is not None and cfg.distill_hidden > 0
 
     def loss(out: ForwardOutput, y: torch.Tensor, batch: PaddedBatch) -> torch.Tensor:
-        task = task_loss(out.logits, y, cfg)
-        if teacher is None or cfg.distill <= 0:
-            return task
+        total = task_loss(out.logits, y, cfg)
+        if teacher is None or (cfg.distill <= 0 and not hidden):
+            return total
         with torch.no_grad():
-            ref = teacher.model.run(batch, mode="dense").logits
-        kl = distillation_loss(out.logits, ref, cfg.distill_temperature, cfg.problem_type,
-                               cfg.target_scale)
-        return (1 - cfg.distill) * task + cfg.distill * kl
+            ref = teacher.model.run(batch, mode="dense", cls_states=hidden)
+        if cfg.distill > 0:
+            kl = distillation_loss(out.logits, ref.logits, cfg.distill_temperature,
+                                   cfg.problem_type, cfg.target_scale)
+            total = (1 - cfg.distill) * total + cfg.distill * kl
+        if hidden:
+            total = total + cfg.distill_hidden * hidden_distillation_loss(out.cls_states,
+                                                                          ref.cls_states)
+        return total
 
-    return run_stage(artifact, train, cfg, "hard", "compact", loss, thresholds=False)
+    return run_stage(artifact, train, cfg, "hard", "compact", loss, thresholds=False,
+                     cls_states=hidden)
 
 
 def measure_step_seconds(artifact: Artifact, examples: list[Example], batch_size: int,

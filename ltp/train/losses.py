@@ -1,6 +1,7 @@
 """The training losses: the head's task loss (cross-entropy, optionally class-weighted;
-binary cross-entropy per label; mean squared error), the soft stage's pruning penalty, and
-distillation from the dense parent's logits in the same three kinds."""
+binary cross-entropy per label; mean squared error), the soft stage's pruning penalty,
+distillation from the dense parent's logits in the same three kinds, and from its
+classifier token's hidden states."""
 
 from __future__ import annotations
 
@@ -82,3 +83,18 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
         return F.binary_cross_entropy_with_logits(s / temp, torch.sigmoid(t / temp)) * temp * temp
     return F.kl_div(F.log_softmax(s / temp, -1), F.softmax(t / temp, -1),
                     reduction="batchmean") * temp * temp
+
+
+def hidden_distillation_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Each layer's classifier-token output (B, d) against the teacher's, as the squared
+    error relative to the teacher's mean square (0 when equal, 1 for an output of zeros),
+    averaged over layers: one number whatever the hidden size and the scale of the states.
+
+    A pruned layer's classifier token attends to fewer tokens than the dense one's; this
+    asks it to carry what the dense one carries, layer by layer, where the logits alone
+    (two numbers on a binary head) say little."""
+    if len(student) != len(teacher):
+        raise ValueError(f"{len(student)} student layers against {len(teacher)} teacher layers")
+    losses = [F.mse_loss(s.float(), t.float()) / t.float().pow(2).mean().clamp_min(1e-12)
+              for s, t in zip(student, teacher, strict=True)]
+    return torch.stack(losses).mean()

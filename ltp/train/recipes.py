@@ -164,7 +164,8 @@ def estimate_seconds(plan: list[Recipe], data: DatasetSplits) -> dict:
             # the shipped recipes (0.1 more for the teacher of distillation or of ranking)
             teacher = 0.1 if cfg.ranking else 0.0
             seconds = len(cfg.seeds or [cfg.seed]) * (
-                soft * (0.6 + teacher) * step + hard * (0.45 + (0.1 if cfg.distill else 0)) * step
+                soft * (0.6 + teacher) * step
+                + hard * (0.45 + (0.1 if cfg.distill or cfg.distill_hidden else 0)) * step
                 + calib + n_eval * per_example)
         stages[recipe.name] = round(seconds)
         total += seconds

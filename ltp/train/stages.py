@@ -93,6 +93,9 @@ class PruneConfig(StageSettings):
     # the hard stage and the artifact fuse the tokens each layer drops (PruningConfig.fuse)
     fuse: bool = False
     distill: float = 0.0
+    # the hard stage's weight of the parent's classifier-token hidden states (every layer;
+    # ``ltp.train.losses.hidden_distillation_loss``), added to the distilled loss; 0: off
+    distill_hidden: float = 0.0
     # ranking distillation in the soft stage (its weight; 0: off) over the parent's top tokens
     ranking: float = 0.0
     ranking_top: int = 20
@@ -117,6 +120,9 @@ class PruneConfig(StageSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for weight in ("distill", "distill_hidden", "ranking"):
+            if getattr(self, weight) < 0:
+                raise ValueError(f"{weight} is a loss weight: 0 or more, got {getattr(self, weight)!r}")
         if self.seeds is not None:
             if not self.seeds or len(set(self.seeds)) != len(self.seeds):
                 raise ValueError(f"seeds must be distinct and at least one, got {self.seeds!r}")
@@ -135,7 +141,8 @@ class PruneConfig(StageSettings):
             steps=self.soft_steps if soft else self.hard_steps,
             lr=self.soft_lr if soft else self.hard_lr,
             max_length=max_length, lam=self.lam, threshold_lr=self.threshold_lr,
-            regularizer=self.regularizer, distill=self.distill, target_flops=self.target_flops,
+            regularizer=self.regularizer, distill=self.distill,
+            distill_hidden=self.distill_hidden, target_flops=self.target_flops,
             ranking=self.ranking, ranking_top=self.ranking_top,
         )
 
@@ -299,19 +306,38 @@ def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfi
             "tolerance": tolerance, "tried": tried, "sample": len(sample)}
 
 
-def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> Artifact:
-    """Soft stage (learn thresholds) then hard stage (thresholds frozen) from a parent; a
-    multi-label head's label thresholds are then tuned again for the pruned model on dev.
+@dataclass
+class SoftResult:
+    """A model after the soft stage, ready for the hard stage (``prune_soft``): the model
+    with its hard-stage starting thresholds, the teacher, the calibration record and sample,
+    and what ``prune_model`` records of the run."""
 
-    With ``target_flops``: thresholds calibrated to the target first; the soft stage's
-    schedule scaled back to the target before the hard stage; after it, thresholds set back
-    to the schedule it started from (``provenance.calibration`` records each step).
-    """
+    artifact: Artifact
+    teacher: Artifact | None
+    cfg: PruneConfig  # as run: an "auto" budget replaced by the budget chosen
+    recorded: PruneConfig  # as asked
+    task: dict
+    calibration: dict | None
+    inputs: list | None
+    soft: dict | None
+
+    def branch(self, **hard) -> SoftResult:
+        """A copy to run one more hard stage from (the teacher shared, read only), with
+        ``hard``'s settings of the hard stage changed (``distill_hidden=4.0``, say)."""
+        branch = copy.deepcopy(self, memo={id(self.teacher): self.teacher})
+        branch.cfg, branch.recorded = replace(self.cfg, **hard), replace(self.recorded, **hard)
+        return branch
+
+
+def prune_soft(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> SoftResult:
+    """From a parent to the hard stage's start: thresholds calibrated to the budget (with
+    ``target_flops``), the soft stage, and its schedule scaled back to the budget."""
     artifact = load_artifact(parent_dir)
     if artifact.meta.head.problem_type != data.problem_type:
         raise ValueError(f"{parent_dir} has a {artifact.meta.head.problem_type} head; the data "
                          f"{data.name} is {data.problem_type}")
-    teacher = load_artifact(parent_dir) if cfg.distill > 0 or cfg.ranking > 0 else None
+    teacher = (load_artifact(parent_dir)
+               if cfg.distill > 0 or cfg.distill_hidden > 0 or cfg.ranking > 0 else None)
     task = task_settings(cfg, data)
     max_length = artifact.meta.max_length
     num_layers = artifact.model.encoder.num_layers
@@ -352,8 +378,16 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
                                       cfg.target_flops, shape=learned)
             calibrate_schedule(artifact, inputs, keep)
         calibration["hard_start_keep"] = keep
+    return SoftResult(artifact, teacher, cfg, recorded, task, calibration, inputs, soft)
+
+
+def prune_hard(start: SoftResult, parent_dir: str | Path, data: DatasetSplits) -> Artifact:
+    """The hard stage from ``prune_soft``'s result (changed in place), the thresholds set
+    back to its starting schedule, and the artifact's provenance and figures."""
+    artifact, cfg, calibration, inputs = start.artifact, start.cfg, start.calibration, start.inputs
     with weights_on_int8_grid(artifact.model, enabled=cfg.quantize_aware):
-        hard = hard_stage(artifact, data.train, cfg.stage(max_length, False, task), teacher)
+        hard = hard_stage(artifact, data.train,
+                          cfg.stage(artifact.meta.max_length, False, start.task), start.teacher)
     if inputs is not None:
         # Weights that change under frozen thresholds shift the scores, and kept fractions
         # drift (up, as a rule). Set the thresholds back to the schedule the stage started
@@ -365,12 +399,23 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     parent_meta = copy.deepcopy(artifact.meta.provenance)
     artifact.meta.provenance = provenance(
         stage="ltp", parent=str(parent_dir), parent_provenance=parent_meta, dataset=data.name,
-        split_sizes=data.sizes(), problem_type=data.problem_type, prune=asdict(recorded),
-        target_flops=cfg.target_flops, calibration=calibration, soft=soft,
+        split_sizes=data.sizes(), problem_type=data.problem_type, prune=asdict(start.recorded),
+        target_flops=cfg.target_flops, calibration=calibration, soft=start.soft,
         hard=hard.to_dict(), **({"label_thresholds": tuned} if tuned else {}))
     artifact.meta.eval = {"ltp": split_metrics(artifact, data, "compact"),
                           "dense_parent": artifact.meta.eval.get("dense")}
     return artifact
+
+
+def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> Artifact:
+    """Soft stage (learn thresholds) then hard stage (thresholds frozen) from a parent; a
+    multi-label head's label thresholds are then tuned again for the pruned model on dev.
+
+    With ``target_flops``: thresholds calibrated to the target first; the soft stage's
+    schedule scaled back to the target before the hard stage; after it, thresholds set back
+    to the schedule it started from (``provenance.calibration`` records each step).
+    """
+    return prune_hard(prune_soft(parent_dir, data, cfg), parent_dir, data)
 
 
 def prune_seeds(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> Artifact:

@@ -93,3 +93,24 @@ def test_the_plot_draws_medians_and_the_seeds_range_as_error_bars(tmp_path):
     (segment,) = bars.get_segments()
     assert segment.tolist() == [[0.501, pytest.approx(80.0)], [0.501, pytest.approx(84.0)]]
     assert (tmp_path / "p.png").exists()
+
+
+def test_an_ltp_row_says_what_the_parent_taught():
+    from ltp.bench.sweep import _setting
+
+    prune = {"target_flops": 0.35, "score_norm": "median", "distill": 0.5}
+    assert _setting(prune) == "FLOPs target 0.35, median scores, soft stage, distill 0.5"
+    assert _setting({**prune, "distill_hidden": 1.0, "ranking": 2.0, "ranking_top": 20}) == (
+        "FLOPs target 0.35, median scores, soft stage, distill 0.5, ranking 2.0 (top 20), "
+        "hidden states 1.0")
+
+
+def test_the_prune_options_reach_the_stages():
+    from ltp.cli.commands import _prune_config
+    from ltp.cli.parser import build_parser
+
+    args = build_parser().parse_args(["prune", "--model", "m", "--dataset", "d", "--out", "o",
+                                      "--distill", "0.5", "--distill-hidden", "2"])
+    cfg = _prune_config(args)
+    assert (cfg.distill, cfg.distill_hidden) == (0.5, 2.0)
+    assert cfg.stage(64, soft=False).distill_hidden == 2.0

@@ -182,3 +182,24 @@ def test_unpruned_flops_are_those_of_the_forward_with_zero_thresholds(hf_model, 
     assert torch.equal(pruned.model_flops_unpruned, unpruned.model_flops)
     assert (pruned.model_flops < pruned.model_flops_unpruned).all()
     assert (pruned.model_flops_unpruned < pruned.model_flops_dense).all()
+
+
+def test_a_copy_runs_on_its_own_weights_only(hf_model, batch):
+    """The family view's embeddings and head are closures over the wrapped model's modules:
+    a deep copy makes them again over its own, so training a copy leaves the original as it
+    was and the copy's forward sees every change of its weights."""
+    import copy
+
+    model = LTPModel(hf_model, PruningConfig(num_layers=hf_model.config.num_hidden_layers,
+                                             final_threshold=0.05)).eval()
+    ids, mask = batch
+    with torch.no_grad():
+        before = model(ids, mask, mode="compact").logits
+        clone = copy.deepcopy(model)
+        for p in clone.hf.parameters():
+            p.add_(0.5)
+        changed = {mode: clone(ids, mask, mode=mode).logits for mode in ("dense", "compact")}
+        hf_changed = clone.hf(input_ids=ids, attention_mask=mask).logits
+        assert torch.equal(model(ids, mask, mode="compact").logits, before)
+    torch.testing.assert_close(changed["dense"], hf_changed, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(changed["compact"], before, atol=1e-3)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ltp.core.machine import cpu_name
 from ltp.core.precision import choose_dtype, native_precisions, read_cpu_features
 
 AVX2 = {"avx2", "fma"}
@@ -90,3 +91,14 @@ def test_runtime_keys_round_trip():
 
     assert runtime_key("eager", "int8") == "int8" and runtime_key("ort", "int8") == "ort-int8"
     assert split_key("ort-int8") == ("ort", "int8") and split_key("bf16") == ("eager", "bf16")
+
+
+def test_the_cpu_is_named_with_its_family_and_model(tmp_path):
+    """A bare "AMD EPYC" says neither Zen 3 nor Zen 4: reports name the generation too."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                       "model\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
+    assert cpu_name(cpuinfo) == "AMD EPYC (family 25, model 17)"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert cpu_name(cpuinfo) == "Some CPU"
+    assert cpu_name(tmp_path / "missing")  # what platform knows

@@ -92,6 +92,7 @@ def test_a_build_over_seeds_keeps_the_median_run_and_cards_them_all(tmp_path, ti
     ("name: x\ndataset: y\nfinetune: {class_weight: heavy}\n", "class_weight must be"),
     ("name: x\ndataset: y\nparent: p\nprune: {target_flops: 1.5}\n", "'auto'"),
     ("name: x\ndataset: y\nparent: p\nprune: {seeds: [1, 1]}\n", "seeds must be distinct"),
+    ("name: x\ndataset: y\nparent: p\nprune: {distill_hidden: -1}\n", "distill_hidden is a loss weight"),
 ])
 def test_bad_recipes_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
