@@ -52,7 +52,7 @@ def main() -> None:
             for weight in weights:
                 run = start.branch(distill_hidden=weight)
                 began = time.perf_counter()
-                artifact = prune_hard(run, args.parent, data)
+                artifact = prune_hard(run, data)
                 ev = artifact.meta.eval["ltp"]
                 row = {"seed": seed, "distill_hidden": weight, "test": ev["test"]["score"],
                        "dev": ev["dev"]["score"],

@@ -312,6 +312,7 @@ class SoftResult:
     with its hard-stage starting thresholds, the teacher, the calibration record and sample,
     and what ``prune_model`` records of the run."""
 
+    parent: str  # the parent's folder, as given
     artifact: Artifact
     teacher: Artifact | None
     cfg: PruneConfig  # as run: an "auto" budget replaced by the budget chosen
@@ -378,10 +379,11 @@ def prune_soft(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) ->
                                       cfg.target_flops, shape=learned)
             calibrate_schedule(artifact, inputs, keep)
         calibration["hard_start_keep"] = keep
-    return SoftResult(artifact, teacher, cfg, recorded, task, calibration, inputs, soft)
+    return SoftResult(str(parent_dir), artifact, teacher, cfg, recorded, task, calibration,
+                      inputs, soft)
 
 
-def prune_hard(start: SoftResult, parent_dir: str | Path, data: DatasetSplits) -> Artifact:
+def prune_hard(start: SoftResult, data: DatasetSplits) -> Artifact:
     """The hard stage from ``prune_soft``'s result (changed in place), the thresholds set
     back to its starting schedule, and the artifact's provenance and figures."""
     artifact, cfg, calibration, inputs = start.artifact, start.cfg, start.calibration, start.inputs
@@ -398,7 +400,7 @@ def prune_hard(start: SoftResult, parent_dir: str | Path, data: DatasetSplits) -
     tuned = tune_label_thresholds(artifact, data.dev, "compact")
     parent_meta = copy.deepcopy(artifact.meta.provenance)
     artifact.meta.provenance = provenance(
-        stage="ltp", parent=str(parent_dir), parent_provenance=parent_meta, dataset=data.name,
+        stage="ltp", parent=start.parent, parent_provenance=parent_meta, dataset=data.name,
         split_sizes=data.sizes(), problem_type=data.problem_type, prune=asdict(start.recorded),
         target_flops=cfg.target_flops, calibration=calibration, soft=start.soft,
         hard=hard.to_dict(), **({"label_thresholds": tuned} if tuned else {}))
@@ -415,7 +417,7 @@ def prune_model(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -
     schedule scaled back to the target before the hard stage; after it, thresholds set back
     to the schedule it started from (``provenance.calibration`` records each step).
     """
-    return prune_hard(prune_soft(parent_dir, data, cfg), parent_dir, data)
+    return prune_hard(prune_soft(parent_dir, data, cfg), data)
 
 
 def prune_seeds(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) -> Artifact:

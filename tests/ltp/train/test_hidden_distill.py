@@ -121,7 +121,7 @@ def test_prune_model_is_its_soft_part_then_its_hard_part(tiny_artifact_dir, tiny
     start = prune_soft(tiny_artifact_dir, data, replace(cfg, distill_hidden=0.0))
     branch = start.branch(distill_hidden=1.0)
     assert branch.teacher is start.teacher and branch.artifact is not start.artifact
-    split = prune_hard(branch, tiny_artifact_dir, data)
+    split = prune_hard(branch, data)
     assert split.meta.provenance["prune"]["distill_hidden"] == 1.0
     assert split.meta.provenance["calibration"] == whole.meta.provenance["calibration"]
     for a, b in zip(split.model.state_dict().values(), whole.model.state_dict().values(),
