@@ -161,7 +161,7 @@ def _prune_config(args: argparse.Namespace, **extra):
         lam=args.lam, soft_epochs=args.soft_epochs, hard_epochs=args.hard_epochs,
         soft_lr=args.soft_lr, hard_lr=args.hard_lr, threshold_lr=args.threshold_lr,
         temperature=args.temperature, regularizer=args.regularizer, distill=args.distill,
-        distill_hidden=args.distill_hidden,
+        distill_hidden=args.distill_hidden, first_keep=args.first_keep,
         soft_style=args.soft_style, score_norm=args.score_norm, fuse=args.fuse,
         ranking=args.ranking,
         ranking_top=args.ranking_top, batch_size=args.batch_size, seed=args.seed, **extra,

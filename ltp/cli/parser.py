@@ -57,6 +57,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
                    help="what the pruning penalty counts: FLOPs, or kept tokens alike in each layer")
     p.add_argument("--soft-style", choices=["cumulative", "paper"], default="cumulative",
                    help="soft masks multiply across layers, or each layer's masks its output")
+    p.add_argument("--first-keep", type=float, default=1.0,
+                   help="with a FLOPs target: the fraction of tokens layer 0 keeps in the "
+                        "calibrated starting schedule (1: layer 0 never prunes)")
     p.add_argument("--distill", type=float, default=0.0, help="weight of distillation from the parent")
     p.add_argument("--distill-hidden", type=float, default=0.0,
                    help="hard stage: weight of the parent's classifier-token hidden states, "

@@ -110,10 +110,13 @@ def calibrate_schedule(artifact: Artifact, inputs: list[Encoded], keep: list[flo
     return final
 
 
-def geometric_schedule(rate: float, pruning_layers: int) -> list[float]:
-    """Keep fractions after layers 0..pruning_layers-1: every layer but the first keeps
-    ``rate`` of what entered it (layer 0 keeps everything)."""
-    return [rate**layer for layer in range(pruning_layers)]
+def geometric_schedule(rate: float, pruning_layers: int, first: float = 1.0) -> list[float]:
+    """Keep fractions after layers 0..pruning_layers-1: layer 0 keeps ``first`` (by default
+    everything, as in the paper, where layer 0 never prunes), every later layer ``rate`` of
+    what entered it."""
+    if not 0.0 < first <= 1.0:
+        raise ValueError(f"layer 0's keep fraction must be in (0, 1], got {first}")
+    return [first * rate**layer for layer in range(pruning_layers)]
 
 
 def schedule_for_flops(artifact: Artifact, lengths: list[int], target: float,

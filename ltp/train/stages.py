@@ -19,7 +19,12 @@ from ltp.data.datasets import DatasetSplits, Example
 from ltp.data.encoding import encode_examples
 from ltp.eval.evaluate import evaluate, predict_logits
 from ltp.eval.metrics import standard_error, tune_thresholds
-from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_flops
+from ltp.train.calibrate import (
+    calibrate_schedule,
+    geometric_schedule,
+    kept_schedule,
+    schedule_for_flops,
+)
 from ltp.train.config import TrainConfig
 from ltp.train.loop import finetune, hard_stage, soft_stage
 from ltp.train.losses import balanced_class_weights, positive_weights
@@ -111,6 +116,10 @@ class PruneConfig(StageSettings):
     # within a point of dense; the choice is recorded in provenance.calibration.auto.
     target_flops: float | str | None = None
     calibration_examples: int = 600
+    # the tokens layer 0 keeps in the calibrated starting schedule, before the budget scales
+    # it (geometric_schedule's ``first``): 1.0, layer 0 never prunes (the paper's); below 1,
+    # it prunes from the start and the soft stage learns its threshold as every later one's
+    first_keep: float = 1.0
     # optimiser steps of each stage (None: epochs)
     soft_steps: int | None = None
     hard_steps: int | None = None
@@ -123,6 +132,8 @@ class PruneConfig(StageSettings):
         for weight in ("distill", "distill_hidden", "ranking"):
             if getattr(self, weight) < 0:
                 raise ValueError(f"{weight} is a loss weight: 0 or more, got {getattr(self, weight)!r}")
+        if not 0.0 < self.first_keep <= 1.0:
+            raise ValueError(f"first_keep is a fraction of the tokens, in (0, 1], got {self.first_keep!r}")
         if self.seeds is not None:
             if not self.seeds or len(set(self.seeds)) != len(self.seeds):
                 raise ValueError(f"seeds must be distinct and at least one, got {self.seeds!r}")
@@ -252,6 +263,14 @@ def finetune_model(base: str, data: DatasetSplits, cfg: FinetuneConfig) -> Artif
     return artifact
 
 
+def starting_schedule(artifact: Artifact, lengths: list[int], target: float,
+                      first_keep: float = 1.0) -> list[float]:
+    """The keep schedule thresholds are calibrated to before training: geometric, layer 0
+    keeping ``first_keep`` (``geometric_schedule``), scaled to the ``target`` FLOPs."""
+    shape = geometric_schedule(0.5, artifact.model.encoder.num_layers - 1, first_keep)
+    return schedule_for_flops(artifact, lengths, target, shape=shape)
+
+
 def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfig,
                         candidates=AUTO_FLOPS_CANDIDATES) -> dict:
     """The smallest candidate budget whose calibrated thresholds (no training) keep the
@@ -275,7 +294,7 @@ def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfi
     tried, chosen = [], None
     for target in sorted(candidates):
         try:
-            keep = schedule_for_flops(artifact, lengths, target)
+            keep = starting_schedule(artifact, lengths, target, cfg.first_keep)
         except ValueError:  # out of reach for this model and these lengths
             tried.append({"target": target, "infeasible": True})
             continue
@@ -357,7 +376,8 @@ def prune_soft(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) ->
         sample = random.Random(cfg.seed).sample(data.train, min(cfg.calibration_examples,
                                                                 len(data.train)))
         inputs = encode_examples(artifact.tokenizer, sample, max_length)
-        keep = schedule_for_flops(artifact, [e.num_tokens for e in inputs], cfg.target_flops)
+        keep = starting_schedule(artifact, [e.num_tokens for e in inputs], cfg.target_flops,
+                                 cfg.first_keep)
         pruning = calibrate_schedule(artifact, inputs, keep)
         calibration = {"examples": len(sample), "keep": keep, "thresholds": pruning.thresholds()}
         if auto is not None:

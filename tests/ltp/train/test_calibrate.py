@@ -1,5 +1,7 @@
 """Thresholds calibrated from data: per-layer keep targets and a relative-FLOPs target."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -14,7 +16,7 @@ from ltp.train.calibrate import (
     kept_schedule,
     schedule_for_flops,
 )
-from ltp.train.stages import PruneConfig, prune_model
+from ltp.train.stages import PruneConfig, prune_hard, prune_model, prune_soft
 
 
 @pytest.fixture
@@ -114,3 +116,30 @@ def test_a_layer_that_keeps_only_the_classifier_tokens_leaves_later_layers_nothi
     cfg = calibrate_schedule(artifact, inputs, [1e-6, 0.5])
     assert cfg.thresholds()[1] == cfg.thresholds()[0] > 0
     assert kept_schedule(artifact, inputs)[0] == pytest.approx(10 / sum(e.num_tokens for e in inputs))
+
+
+def test_layer_zero_prunes_from_the_start_when_asked(tiny_artifact_dir, data):
+    assert geometric_schedule(0.5, 3, first=0.8) == [0.8, 0.4, 0.2]
+    with pytest.raises(ValueError, match="layer 0"):
+        geometric_schedule(0.5, 3, first=0.0)
+    with pytest.raises(ValueError, match="first_keep"):
+        PruneConfig(first_keep=1.5)
+    cfg = PruneConfig(target_flops=0.6, first_keep=0.7, soft_epochs=1, hard_epochs=1, lam=1.0,
+                      soft_lr=1e-3, hard_lr=1e-3, threshold_lr=1e-2, temperature=0.01,
+                      batch_size=8)
+    start = prune_soft(tiny_artifact_dir, data, cfg)
+    calibration = start.calibration
+    # layer 0 starts with a threshold (its 0.7 scaled to the budget with the rest of the
+    # schedule), which the soft stage then learns as every other layer's
+    assert 0 < calibration["keep"][0] < 1.0
+    assert calibration["thresholds"][0] > 0
+    assert calibration["soft_keep"][0] < 1.0
+    artifact = prune_hard(start, data)
+    assert artifact.model.thresholds()[0] > 0
+    ev = artifact.meta.eval["ltp"]["test"]
+    assert ev["kept_fraction_per_layer"][0] < 1.0
+    assert ev["relative_flops"] == pytest.approx(0.6, abs=0.1)
+    # the same budget with layer 0 never pruning: its threshold stays 0, all its tokens kept
+    whole = prune_model(tiny_artifact_dir, data, replace(cfg, first_keep=1.0))
+    assert whole.model.thresholds()[0] == 0
+    assert whole.meta.eval["ltp"]["test"]["kept_fraction_per_layer"][0] == 1.0
