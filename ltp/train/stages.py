@@ -116,9 +116,11 @@ class PruneConfig(StageSettings):
     # within a point of dense; the choice is recorded in provenance.calibration.auto.
     target_flops: float | str | None = None
     calibration_examples: int = 600
-    # the tokens layer 0 keeps in the calibrated starting schedule, before the budget scales
-    # it (geometric_schedule's ``first``): 1.0, layer 0 never prunes (the paper's); below 1,
-    # it prunes from the start and the soft stage learns its threshold as every later one's
+    # with target_flops, the tokens layer 0 keeps in the calibrated starting schedule, before
+    # the budget scales it (geometric_schedule's ``first``): 1.0, layer 0 never prunes (the
+    # paper's); below 1, it prunes from the start and the soft stage learns its threshold as
+    # every later one's. Without a budget nothing is calibrated and it is not read (a sweep's
+    # lambda runs share their settings with its budget runs)
     first_keep: float = 1.0
     # optimiser steps of each stage (None: epochs)
     soft_steps: int | None = None
