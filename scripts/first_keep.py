@@ -5,7 +5,7 @@ Two measurements, each appended as JSON lines to ``--out`` and written as one ma
 * ``calibrated`` (``calibrated.jsonl``): no training. The parent's thresholds calibrated
   (600 training inputs) to each budget of ``--targets`` with layer 0 keeping
   ``--first-keep`` of the tokens in the starting schedule (scaled to the budget with the rest,
-  ``ltp.train.stages.starting_schedule``; 1 is the paper's schedule, where layer 0 never
+  ``ltp.train.calibrate.schedule_for_flops``; 1 is the paper's schedule, where layer 0 never
   prunes); dev and test accuracy of the compact forward.
 * ``trained`` (``trained.jsonl``): a recipe's soft and hard stages at ``--target-flops``
   with each ``--first-keep``, per seed (``--soft-epochs 0`` skips the soft stage: the
@@ -33,9 +33,9 @@ from ltp.core.machine import cpu_name
 from ltp.data.datasets import load_dataset
 from ltp.data.encoding import encode_examples
 from ltp.eval.evaluate import evaluate
-from ltp.train.calibrate import calibrate_schedule
+from ltp.train.calibrate import calibrate_schedule, schedule_for_flops
 from ltp.train.recipes import load_recipe
-from ltp.train.stages import prune_hard, prune_soft, starting_schedule
+from ltp.train.stages import prune_hard, prune_soft
 
 
 def floats(text: str) -> list[float]:
@@ -54,7 +54,7 @@ def calibrated(args: argparse.Namespace, log) -> None:
     lengths = [e.num_tokens for e in inputs]
     for target in floats(args.targets):
         for first in floats(args.first_keep):
-            keep = starting_schedule(artifact, lengths, target, first)
+            keep = schedule_for_flops(artifact, lengths, target, first_keep=first)
             calibrate_schedule(artifact, inputs, keep)
             dev, test = (evaluate(artifact, data.split(s), mode="compact") for s in ("dev", "test"))
             row = {"dataset": args.dataset, "target": target, "first_keep": first,

@@ -120,15 +120,16 @@ def geometric_schedule(rate: float, pruning_layers: int, first: float = 1.0) -> 
 
 
 def schedule_for_flops(artifact: Artifact, lengths: list[int], target: float,
-                       shape: list[float] | None = None, steps: int = 40) -> list[float]:
+                       shape: list[float] | None = None, steps: int = 40,
+                       first_keep: float = 1.0) -> list[float]:
     """A keep schedule of relative FLOPs ``target`` (paper formula, on inputs of ``lengths``
     tokens each keeping that fraction): ``shape`` raised to the power that meets the
-    target, found by bisection. The default shape is geometric (each layer after the
-    first keeps the same fraction of what entered it), and stays geometric under powers;
-    a learned schedule keeps its order between layers."""
+    target, found by bisection. The default shape is geometric (layer 0 keeping
+    ``first_keep``, each later layer the same fraction of what entered it), and stays
+    geometric under powers; a learned schedule keeps its order between layers."""
     enc = artifact.model.encoder
     layers = enc.num_layers
-    shape = geometric_schedule(0.5, layers - 1) if shape is None else list(shape)
+    shape = geometric_schedule(0.5, layers - 1, first_keep) if shape is None else list(shape)
     if len(shape) != layers - 1:
         raise ValueError(f"need {layers - 1} keep fractions, got {len(shape)}")
     base = torch.tensor(shape, dtype=torch.float64).clamp(1e-6, 1.0)

@@ -19,12 +19,7 @@ from ltp.data.datasets import DatasetSplits, Example
 from ltp.data.encoding import encode_examples
 from ltp.eval.evaluate import evaluate, predict_logits
 from ltp.eval.metrics import standard_error, tune_thresholds
-from ltp.train.calibrate import (
-    calibrate_schedule,
-    geometric_schedule,
-    kept_schedule,
-    schedule_for_flops,
-)
+from ltp.train.calibrate import calibrate_schedule, kept_schedule, schedule_for_flops
 from ltp.train.config import TrainConfig
 from ltp.train.loop import finetune, hard_stage, soft_stage
 from ltp.train.losses import balanced_class_weights, positive_weights
@@ -116,11 +111,11 @@ class PruneConfig(StageSettings):
     # within a point of dense; the choice is recorded in provenance.calibration.auto.
     target_flops: float | str | None = None
     calibration_examples: int = 600
-    # with target_flops, the tokens layer 0 keeps in the calibrated starting schedule, before
-    # the budget scales it (geometric_schedule's ``first``): 1.0, layer 0 never prunes (the
-    # paper's); below 1, it prunes from the start and the soft stage learns its threshold as
-    # every later one's. Without a budget nothing is calibrated and it is not read (a sweep's
-    # lambda runs share their settings with its budget runs)
+    # with target_flops, the tokens layer 0 keeps in the calibrated starting schedule,
+    # before the budget scales it (``schedule_for_flops``'s ``first_keep``): 1.0, layer 0
+    # never prunes (the paper's); below 1, it prunes from the start and the soft stage
+    # learns its threshold as every later one's. Without a budget nothing is calibrated and
+    # it is not read (a sweep's lambda runs share their settings with its budget runs)
     first_keep: float = 1.0
     # optimiser steps of each stage (None: epochs)
     soft_steps: int | None = None
@@ -265,14 +260,6 @@ def finetune_model(base: str, data: DatasetSplits, cfg: FinetuneConfig) -> Artif
     return artifact
 
 
-def starting_schedule(artifact: Artifact, lengths: list[int], target: float,
-                      first_keep: float = 1.0) -> list[float]:
-    """The keep schedule thresholds are calibrated to before training: geometric, layer 0
-    keeping ``first_keep`` (``geometric_schedule``), scaled to the ``target`` FLOPs."""
-    shape = geometric_schedule(0.5, artifact.model.encoder.num_layers - 1, first_keep)
-    return schedule_for_flops(artifact, lengths, target, shape=shape)
-
-
 def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfig,
                         candidates=AUTO_FLOPS_CANDIDATES) -> dict:
     """The smallest candidate budget whose calibrated thresholds (no training) keep the
@@ -296,7 +283,7 @@ def choose_target_flops(artifact: Artifact, data: DatasetSplits, cfg: PruneConfi
     tried, chosen = [], None
     for target in sorted(candidates):
         try:
-            keep = starting_schedule(artifact, lengths, target, cfg.first_keep)
+            keep = schedule_for_flops(artifact, lengths, target, first_keep=cfg.first_keep)
         except ValueError:  # out of reach for this model and these lengths
             tried.append({"target": target, "infeasible": True})
             continue
@@ -378,8 +365,8 @@ def prune_soft(parent_dir: str | Path, data: DatasetSplits, cfg: PruneConfig) ->
         sample = random.Random(cfg.seed).sample(data.train, min(cfg.calibration_examples,
                                                                 len(data.train)))
         inputs = encode_examples(artifact.tokenizer, sample, max_length)
-        keep = starting_schedule(artifact, [e.num_tokens for e in inputs], cfg.target_flops,
-                                 cfg.first_keep)
+        keep = schedule_for_flops(artifact, [e.num_tokens for e in inputs], cfg.target_flops,
+                                  first_keep=cfg.first_keep)
         pruning = calibrate_schedule(artifact, inputs, keep)
         calibration = {"examples": len(sample), "keep": keep, "thresholds": pruning.thresholds()}
         if auto is not None:
